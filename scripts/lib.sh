@@ -1,0 +1,85 @@
+# Shared shell functions for the test, demo and bench commands. Sourced, not run.
+# Everything here works as root on a fresh Debian 12 machine with the PostgreSQL 15
+# server installed: it installs what is missing and runs the server as `postgres`.
+
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+export PATH="$PGBIN:$PATH"
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# Install the headers pinned to the server's exact version, pgTAP and the client libraries.
+ensure_packages() {
+	local want=() v
+	v=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null || true)
+	[ -n "$v" ] || { echo "postgresql-15 is not installed" >&2; return 1; }
+	[ -x "$PGBIN/pg_config" ] && [ -f /usr/include/postgresql/15/server/postgres.h ] \
+		|| want+=("postgresql-server-dev-15=$v")
+	dpkg-query -W -f='${Status}' postgresql-15-pgtap 2>/dev/null | grep -q 'ok installed' \
+		|| want+=(postgresql-15-pgtap)
+	command -v pg_prove >/dev/null || want+=(libtap-parser-sourcehandler-pgtap-perl)
+	/usr/bin/python3 -c 'import psycopg2' 2>/dev/null || want+=(python3-psycopg2)
+	[ ${#want[@]} -eq 0 ] && return 0
+	log "installing ${want[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	if ! apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null; then
+		# The pinned headers may be gone from the mirror: fall back to the current ones.
+		want=("${want[@]/%=$v/}")
+		apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+	fi
+}
+
+# Build with every warning an error, and install into the server's directories.
+build_install() {
+	local flags="-Werror -Wextra -Wno-unused-parameter -Wno-missing-field-initializers ${EXTRA_CFLAGS:-}"
+	make -s with_llvm=no PG_CONFIG="$PGBIN/pg_config" PG_CFLAGS="$flags" >/dev/null
+	make -s with_llvm=no PG_CONFIG="$PGBIN/pg_config" PG_CFLAGS="$flags" install >/dev/null
+}
+
+as_pg() { (cd / && runuser -u postgres -- "$@"); }
+
+# cluster_start DIR PORT [extra postgresql.conf lines]: initdb and start a throwaway
+# cluster in DIR (created, owned by postgres). Exports PGHOST, PGPORT, PGUSER.
+cluster_start() {
+	local dir=$1 port=$2 extra=${3:-}
+	mkdir -p "$dir"
+	chown postgres:postgres "$dir"
+	chmod 755 "$dir"
+	if ! as_pg test -w "$dir"; then
+		echo "postgres cannot write $dir (is a parent directory private?)" >&2
+		return 1
+	fi
+	as_pg initdb -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
+	cat >>"$dir/data/postgresql.conf" <<-CONF
+	listen_addresses = ''
+	port = $port
+	unix_socket_directories = '$dir'
+	fsync = off
+	synchronous_commit = off
+	full_page_writes = off
+	max_connections = 50
+	$extra
+	CONF
+	as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+	export PGHOST=$dir PGPORT=$port PGUSER=postgres
+}
+
+cluster_stop() {
+	local dir=$1
+	[ -f "$dir/data/postmaster.pid" ] && as_pg pg_ctl -D "$dir/data" -m fast -w stop >/dev/null 2>&1
+	return 0
+}
+
+# A directory the postgres user can use: under the checkout if it can reach it, else /tmp.
+cluster_dir() {
+	local want=$1
+	mkdir -p "$want" && chown postgres:postgres "$want" && chmod 755 "$want"
+	if as_pg test -w "$want" 2>/dev/null; then
+		echo "$want"
+	else
+		rmdir "$want" 2>/dev/null
+		local d
+		d=$(mktemp -d /tmp/meter-cluster.XXXXXX)
+		echo "$d"
+	fi
+}

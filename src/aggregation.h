@@ -1,0 +1,63 @@
+/*
+ * aggregation.h — the meter.aggregation type (SPEC §2): {type, field, multiplier,
+ * bucket_size}. Stored as a small versioned varlena; read it with aggregation_unpack.
+ */
+#ifndef METER_AGGREGATION_H
+#define METER_AGGREGATION_H
+
+#include "fmgr.h"
+#include "utils/numeric.h"
+
+/* Same order as the labels of meter.aggregation_type. */
+typedef enum AggType
+{
+	AGG_COUNT = 0,
+	AGG_SUM,
+	AGG_AVG,
+	AGG_COUNT_UNIQUE,
+	AGG_MAX,
+	AGG_MIN,
+	AGG_LATEST,
+	AGG_SUM_WITH_MULTIPLIER,
+	AGG_WEIGHTED_SUM
+} AggType;
+#define AGG_TYPE_COUNT 9
+
+/* Same order as the labels of meter.window_size; WINDOW_NONE when absent. */
+typedef enum WindowSize
+{
+	WINDOW_NONE = -1,
+	WINDOW_MINUTE = 0,
+	WINDOW_15MIN,
+	WINDOW_30MIN,
+	WINDOW_HOUR,
+	WINDOW_3HOUR,
+	WINDOW_6HOUR,
+	WINDOW_12HOUR,
+	WINDOW_DAY,
+	WINDOW_WEEK,
+	WINDOW_MONTH
+} WindowSize;
+#define WINDOW_SIZE_COUNT 10
+
+extern const char *const agg_type_names[AGG_TYPE_COUNT];
+extern const char *const window_size_names[WINDOW_SIZE_COUNT];
+
+/* Index of name in the table, or -1. */
+extern int	agg_type_from_name(const char *name);
+extern int	window_size_from_name(const char *name);
+
+typedef struct Aggregation
+{
+	AggType		type;
+	char	   *field;			/* NULL when absent ("" counts as absent) */
+	Numeric		multiplier;		/* NULL unless SUM_WITH_MULTIPLIER */
+	WindowSize	bucket_size;	/* WINDOW_NONE unless MAX or SUM with bucket_size */
+} Aggregation;
+
+/* Decode the stored form (detoasting as needed); palloc'd in CurrentMemoryContext. */
+extern Aggregation *aggregation_unpack(struct varlena *stored);
+
+#define PG_GETARG_AGGREGATION(n) aggregation_unpack(PG_GETARG_RAW_VARLENA_P(n))
+
+#endif							/* METER_AGGREGATION_H */

@@ -1,0 +1,22 @@
+/*
+ * compat.h — every PG_VERSION_NUM difference the extension cares about, in one place.
+ * PostgreSQL 15 is the reference server; 13–17 compile where it is cheap.
+ */
+#ifndef METER_COMPAT_H
+#define METER_COMPAT_H
+
+#include "postgres.h"
+
+#if PG_VERSION_NUM < 150000
+#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
+#if PG_VERSION_NUM >= 170000
+#define meter_json_lex_cstring(json, len) \
+	makeJsonLexContextCstringLen(NULL, (json), (len), GetDatabaseEncoding(), true)
+#else
+#define meter_json_lex_cstring(json, len) \
+	makeJsonLexContextCstringLen((json), (len), GetDatabaseEncoding(), true)
+#endif
+
+#endif							/* METER_COMPAT_H */

@@ -1,0 +1,43 @@
+/*
+ * filters.h — the meter.filters type (SPEC §2) and filter matching (SPEC §3).
+ * Canonical form: keys sorted, each key's values de-duplicated and sorted (byte order).
+ */
+#ifndef METER_FILTERS_H
+#define METER_FILTERS_H
+
+#include "fmgr.h"
+#include "utils/jsonb.h"
+
+typedef struct FilterValue
+{
+	char	   *text;			/* the value as written */
+	char	   *number;			/* number_canonical() of it when in number syntax, else NULL */
+} FilterValue;
+
+typedef struct FilterKey
+{
+	char	   *key;
+	int			keylen;
+	int			nvalues;
+	FilterValue *values;		/* sorted by text, unique */
+} FilterKey;
+
+typedef struct Filters
+{
+	int			nkeys;
+	FilterKey  *keys;			/* sorted by key, unique */
+} Filters;
+
+/* Decode the stored form (detoasting as needed); palloc'd in CurrentMemoryContext. */
+extern Filters *filters_unpack(struct varlena *stored);
+
+#define PG_GETARG_FILTERS(n) filters_unpack(PG_GETARG_RAW_VARLENA_P(n))
+
+/* SPEC §3: every key present with a value equal to one of its values. */
+extern bool filters_match(const Filters *filters, Jsonb *properties);
+
+/* NULL when the properties match; otherwise a palloc'd sentence about the first filter
+ * that fails, e.g.  filter "model": value "gpt-5" not in [gpt-4o]. */
+extern char *filters_explain(const Filters *filters, Jsonb *properties);
+
+#endif							/* METER_FILTERS_H */

@@ -1,0 +1,18 @@
+/*
+ * meter.c — module entry point: registers the settings and the caches' invalidation hooks.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+
+#include "scope.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	scope_define_settings();
+}
