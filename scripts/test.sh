@@ -47,7 +47,7 @@ if ls test/*.sql >/dev/null 2>&1; then
 		passed=$((passed + n))
 	else
 		[ "$k" -eq 0 ] && k=1
-		failed=$((failed + k)); passed=$((passed + n - k))
+		failed=$((failed + k)); [ "$n" -gt "$k" ] && passed=$((passed + n - k))
 	fi
 fi
 

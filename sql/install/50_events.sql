@@ -25,5 +25,5 @@ CREATE INDEX events_name_time_idx ON meter.events (tenant_id, environment_id, ev
 ALTER TABLE meter.events ENABLE ROW LEVEL SECURITY;
 CREATE POLICY events_scope ON meter.events
 	USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('meter.tenant_id', true)
-		AND environment_id OPERATOR(pg_catalog.=) pg_catalog.coalesce(pg_catalog.current_setting('meter.environment_id', true), ''));
+		AND environment_id OPERATOR(pg_catalog.=) COALESCE(pg_catalog.current_setting('meter.environment_id', true), ''));
 SELECT pg_catalog.pg_extension_config_dump('meter.events', '');

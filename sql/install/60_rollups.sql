@@ -45,10 +45,10 @@ ALTER TABLE meter.rollups ENABLE ROW LEVEL SECURITY;
 ALTER TABLE meter.rollup_values ENABLE ROW LEVEL SECURITY;
 CREATE POLICY rollups_scope ON meter.rollups
 	USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('meter.tenant_id', true)
-		AND environment_id OPERATOR(pg_catalog.=) pg_catalog.coalesce(pg_catalog.current_setting('meter.environment_id', true), ''));
+		AND environment_id OPERATOR(pg_catalog.=) COALESCE(pg_catalog.current_setting('meter.environment_id', true), ''));
 CREATE POLICY rollup_values_scope ON meter.rollup_values
 	USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('meter.tenant_id', true)
-		AND environment_id OPERATOR(pg_catalog.=) pg_catalog.coalesce(pg_catalog.current_setting('meter.environment_id', true), ''));
+		AND environment_id OPERATOR(pg_catalog.=) COALESCE(pg_catalog.current_setting('meter.environment_id', true), ''));
 SELECT pg_catalog.pg_extension_config_dump('meter.rollups', '');
 SELECT pg_catalog.pg_extension_config_dump('meter.rollup_values', '');
 
