@@ -13,6 +13,7 @@ if [ "${1:-}" = stop ]; then
 	echo "stopped"; exit 0
 fi
 ensure_packages
+use_pg_root
 log "building"
 build_install
 if [ -f .demo/where ]; then cluster_stop "$(cat .demo/where)"; rm -rf "$(cat .demo/where)/data"; fi

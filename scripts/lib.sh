@@ -5,6 +5,23 @@
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 export PATH="$PGBIN:$PATH"
 
+# METER_PGROOT=/some/dir: work on a private copy of the server installation there, so
+# that several checkouts (helpers' worktrees) can build, install and test side by side
+# without overwriting each other's installed extension. Call after ensure_packages.
+use_pg_root() {
+	[ -n "${METER_PGROOT:-}" ] || return 0
+	local r=$METER_PGROOT
+	if [ ! -x "$r/usr/lib/postgresql/15/bin/postgres" ]; then
+		mkdir -p "$r/usr/lib/postgresql" "$r/usr/share/postgresql" "$r/usr/include"
+		cp -a /usr/lib/postgresql/15 "$r/usr/lib/postgresql/"
+		cp -a /usr/share/postgresql/15 "$r/usr/share/postgresql/"
+		ln -sfn /usr/include/postgresql "$r/usr/include/postgresql"
+		chmod 755 "$r"
+	fi
+	PGBIN=$r/usr/lib/postgresql/15/bin
+	export PATH="$PGBIN:$PATH"
+}
+
 log() { printf '== %s\n' "$*" >&2; }
 
 # Install the headers pinned to the server's exact version, pgTAP and the client libraries.

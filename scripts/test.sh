@@ -12,6 +12,7 @@ dir=$(mktemp -d /tmp/meter-test.XXXXXX)
 trap 'cluster_stop "$dir"; rm -rf "$dir"' EXIT
 
 ensure_packages || { echo "0 passed, 1 failed"; exit 1; }
+use_pg_root
 log "building"
 if ! build_install; then echo "0 passed, 1 failed"; exit 1; fi
 cluster_start "$dir" "$port" "${TEST_PG_CONF:-}" || { echo "0 passed, 1 failed"; exit 1; }
