@@ -157,7 +157,7 @@ check_not_null(HeapTuple tuple, TupleDesc desc, const int *attnums, MeterColumn 
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s cannot be null", column_names[col]),
-				 errdetail("Every meter has a %s.", column_names[col]),
+				 errdetail("The meter's %s is NULL.", column_names[col]),
 				 errhint("%s", null_hints[col])));
 }
 

@@ -144,13 +144,13 @@ SELECT is((meter.create_meter('{"event_name":"e","name":"archived import","statu
 
 CREATE TEMP TABLE bad (label text, sql text, expect text);
 INSERT INTO bad VALUES
-	('unknown key', $${"event_name":"e","name":"n","colour":"red"}$$, '22023: unknown meter key'),
-	('name a number', $${"event_name":"e","name":3}$$, '22023: meter key has the wrong JSON type'),
-	('event_name an array', $${"event_name":["e"],"name":"n"}$$, '22023: meter key has the wrong JSON type'),
-	('aggregation a string', $${"event_name":"e","name":"n","aggregation":"COUNT"}$$, '22023: meter key has the wrong JSON type'),
-	('filters an object', $${"event_name":"e","name":"n","filters":{"key":"a"}}$$, '22023: meter key has the wrong JSON type'),
-	('id a number', $${"id":7,"event_name":"e","name":"n"}$$, '22023: meter key has the wrong JSON type'),
-	('created_at a number', $${"event_name":"e","name":"n","created_at":1700000000}$$, '22023: meter key has the wrong JSON type'),
+	('unknown key', $${"event_name":"e","name":"n","colour":"red"}$$, '22023: unknown meter key "colour"'),
+	('name a number', $${"event_name":"e","name":3}$$, '22023: meter key "name" must be a JSON string'),
+	('event_name an array', $${"event_name":["e"],"name":"n"}$$, '22023: meter key "event_name" must be a JSON string'),
+	('aggregation a string', $${"event_name":"e","name":"n","aggregation":"COUNT"}$$, '22023: meter key "aggregation" must be a JSON object'),
+	('filters an object', $${"event_name":"e","name":"n","filters":{"key":"a"}}$$, '22023: meter key "filters" must be a JSON array'),
+	('id a number', $${"id":7,"event_name":"e","name":"n"}$$, '22023: meter key "id" must be a JSON string'),
+	('created_at a number', $${"event_name":"e","name":"n","created_at":1700000000}$$, '22023: meter key "created_at" must be a JSON string'),
 	('missing event_name', $${"name":"n"}$$, '22023: event_name is required'),
 	('missing name', $${"event_name":"e"}$$, '22023: name is required'),
 	('blank name', $${"event_name":"e","name":" \u3000"}$$, '22023: name is required'),
@@ -174,8 +174,7 @@ DELETE FROM bad;
 SELECT is(pg_temp.err('SELECT meter.create_meter(NULL::jsonb)'), '22023: meter must be a JSON object', 'SQL NULL JSON');
 SELECT is(pg_temp.err($$SELECT meter.create_meter('{"event_name":')$$), '22P02: invalid input syntax for type json', 'text that is not JSON → 22P02');
 SELECT is(pg_temp.err_hint($$SELECT meter.create_meter('{"event_name":"e","name":"n","colour":"red"}'::jsonb)$$),
-	'22023: unknown meter key | Use only id, event_name, name, aggregation, filters, reset_usage, status, tenant_id, environment_id, created_at, updated_at, created_by and updated_by.',
-	'unknown key: hint lists the keys');
+	'22023: unknown meter key "colour" | Remove "colour" or correct its spelling.', 'unknown key: named, with a hint');
 SELECT is(pg_temp.err($$SELECT meter.create_meter('{"event_name":"e","name":"n","environment_id":""}'::jsonb)$$), 'ok',
 	'environment_id equal to the current one is accepted');
 

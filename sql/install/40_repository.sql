@@ -81,17 +81,16 @@ BEGIN
 			WHEN 'created_by' THEN 'string' WHEN 'updated_by' THEN 'string'
 		END;
 		IF expected IS NULL THEN
-			RAISE EXCEPTION 'unknown meter key'
+			RAISE EXCEPTION 'unknown meter key %', pg_catalog.to_json(key)
 				USING ERRCODE = 'invalid_parameter_value',
-					DETAIL = format('Key %s is not a field of a meter.', pg_catalog.to_json(key)),
-					HINT = 'Use only id, event_name, name, aggregation, filters, reset_usage, status, '
-						'tenant_id, environment_id, created_at, updated_at, created_by and updated_by.';
+					DETAIL = 'A meter has the keys id, event_name, name, aggregation, filters, reset_usage, status, '
+						'tenant_id, environment_id, created_at, updated_at, created_by and updated_by only.',
+					HINT = format('Remove %s or correct its spelling.', pg_catalog.to_json(key));
 		END IF;
 		IF pg_catalog.jsonb_typeof(value) NOT IN (expected, 'null') THEN
-			RAISE EXCEPTION 'meter key has the wrong JSON type'
+			RAISE EXCEPTION 'meter key "%" must be a JSON %', key, expected
 				USING ERRCODE = 'invalid_parameter_value',
-					DETAIL = format('Key "%s" is a JSON %s; it must be a JSON %s.', key,
-						pg_catalog.jsonb_typeof(value), expected),
+					DETAIL = format('Got a JSON %s.', pg_catalog.jsonb_typeof(value)),
 					HINT = CASE expected
 						WHEN 'object' THEN 'Write the aggregation as an object, e.g. {"type":"SUM","field":"tokens"}.'
 						WHEN 'array' THEN 'Write the filters as an array, e.g. [{"key":"model","values":["gpt-4o"]}].'
@@ -262,7 +261,7 @@ BEGIN
 	IF list_meters_page.end_time < list_meters_page.start_time THEN
 		RAISE EXCEPTION 'end_time must not be before start_time'
 			USING ERRCODE = 'invalid_parameter_value',
-				DETAIL = format('Got start_time %s and end_time %s.', list_meters_page.start_time, list_meters_page.end_time),
+				DETAIL = format('Got start_time %s and end_time %s.', pg_catalog.to_json(list_meters_page.start_time), pg_catalog.to_json(list_meters_page.end_time)),
 				HINT = 'Swap the two, or leave either out for an open-ended range (the range is inclusive on created_at).';
 	END IF;
 
@@ -375,7 +374,7 @@ BEGIN
 	IF count_meters.end_time < count_meters.start_time THEN
 		RAISE EXCEPTION 'end_time must not be before start_time'
 			USING ERRCODE = 'invalid_parameter_value',
-				DETAIL = format('Got start_time %s and end_time %s.', count_meters.start_time, count_meters.end_time),
+				DETAIL = format('Got start_time %s and end_time %s.', pg_catalog.to_json(count_meters.start_time), pg_catalog.to_json(count_meters.end_time)),
 				HINT = 'Swap the two, or leave either out for an open-ended range (the range is inclusive on created_at).';
 	END IF;
 	SELECT pg_catalog.count(*) INTO total
