@@ -40,6 +40,11 @@ COMMENT ON COLUMN meter.meters.created_at IS 'Creation time; never changes';
 COMMENT ON COLUMN meter.meters.updated_at IS 'Time of the last update, stamped by the trigger';
 COMMENT ON COLUMN meter.meters.created_by IS 'meter.user_id at creation; never changes';
 COMMENT ON COLUMN meter.meters.updated_by IS 'meter.user_id at the last update (NULL when unset), stamped by the trigger';
+COMMENT ON CONSTRAINT meters_pkey ON meter.meters IS 'Meter ids are unique across all tenants and environments';
+COMMENT ON CONSTRAINT meters_id_not_blank ON meter.meters IS 'Backstop of the trigger''s rule: id not blank';
+COMMENT ON CONSTRAINT meters_tenant_not_blank ON meter.meters IS 'Backstop of the trigger''s rule: tenant_id not blank';
+COMMENT ON CONSTRAINT meters_event_name_not_blank ON meter.meters IS 'Backstop of the trigger''s rule: event_name not blank';
+COMMENT ON CONSTRAINT meters_name_not_blank ON meter.meters IS 'Backstop of the trigger''s rule: name not blank';
 
 -- The compiled-meter cache loads the published meters of one (tenant, environment,
 -- event name); the list functions read one scope ordered by creation (and event name).
