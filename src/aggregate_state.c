@@ -27,6 +27,7 @@
 
 #include "aggregate.h"
 #include "aggregate_state.h"
+#include "number.h"
 
 #define STATE_VERSION 1
 
@@ -335,6 +336,14 @@ recv_numeric(StringInfo buf)
 	return check_number(n, ERRCODE_INVALID_BINARY_REPRESENTATION);
 }
 
+/* A multiplier as meter.aggregation stores it: canonical, 1.50 is 1.5. */
+static Numeric
+canonical_multiplier(Numeric m)
+{
+	return DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(number_canonical(m)),
+											   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+}
+
 #define FLAG_PERIOD 0x01
 #define FLAG_BEST	0x02
 
@@ -445,7 +454,7 @@ state_read(StringInfo buf, MemoryContext home)
 	}
 	if (st->type == AGG_SUM_WITH_MULTIPLIER)
 	{
-		Numeric		m = recv_numeric(buf);
+		Numeric		m = canonical_multiplier(recv_numeric(buf));
 
 		st->multiplier = MemoryContextAlloc(ctx, VARSIZE(m));
 		memcpy(st->multiplier, m, VARSIZE(m));
@@ -635,24 +644,13 @@ void
 aggregation_append_json(StringInfo buf, AggType type, const char *field,
 						Numeric multiplier, WindowSize bucket_size)
 {
-	appendStringInfoString(buf, "{\"type\":");
-	escape_json(buf, agg_type_names[type]);
-	if (field != NULL)
-	{
-		appendStringInfoString(buf, ",\"field\":");
-		escape_json(buf, field);
-	}
-	if (multiplier != NULL)
-	{
-		appendStringInfoString(buf, ",\"multiplier\":");
-		append_numeric(buf, multiplier);
-	}
-	if (bucket_size != WINDOW_NONE)
-	{
-		appendStringInfoString(buf, ",\"bucket_size\":");
-		escape_json(buf, window_size_names[bucket_size]);
-	}
-	appendStringInfoChar(buf, '}');
+	Aggregation agg;
+
+	agg.type = type;
+	agg.field = (char *) field;
+	agg.multiplier = multiplier;
+	agg.bucket_size = bucket_size;
+	appendStringInfoString(buf, aggregation_to_cstring(&agg));
 }
 
 static char *
@@ -808,15 +806,30 @@ json_timestamp(const JsonbValue *v, const char *what)
 {
 	char	   *s = json_string(v, what);
 	char		again[MAXDATELEN + 1];
-	TimestampTz ts;
+	MemoryContext cxt = CurrentMemoryContext;
+	TimestampTz ts = 0;
 
 	/* Refuse the special words timestamptz_in knows (now, today, epoch …) up front. */
 	if (!isdigit((unsigned char) s[0]) && strcmp(s, "infinity") != 0 && strcmp(s, "-infinity") != 0)
 		bad_state(TEXT_CODE, psprintf("%s must be a timestamp like \"2024-01-16 00:00:00+00\", not \"%s\".",
 									  what, s));
-	ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(s),
-												 ObjectIdGetDatum(InvalidOid),
-												 Int32GetDatum(-1)));
+	/* timestamptz_in's own errors (22007, 22008) become this type's 22023. */
+	PG_TRY();
+	{
+		ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(s),
+													 ObjectIdGetDatum(InvalidOid),
+													 Int32GetDatum(-1)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		bad_state(TEXT_CODE, psprintf("%s \"%s\" is not a timestamp: %s.", what, s, e->message));
+	}
+	PG_END_TRY();
 	format_timestamp(ts, again);
 	if (strcmp(s, again) != 0)
 		bad_state(TEXT_CODE, psprintf("%s must be written in UTC as \"%s\", not \"%s\".",
@@ -881,6 +894,8 @@ read_aggregation(AggregateState *st, JsonbContainer *c)
 	{
 		Numeric		m = check_number(json_number(&v, "The multiplier"), TEXT_CODE);
 
+		m = canonical_multiplier(m);
+
 		st->multiplier = MemoryContextAlloc(ctx, VARSIZE(m));
 		memcpy(st->multiplier, m, VARSIZE(m));
 	}
@@ -938,9 +953,9 @@ state_from_text(char *str, MemoryContext home)
 	} while (0)
 
 	REQUIRE("rows", true);
-	st->rows = json_count(&v, "rows");
+	st->rows = json_count(&v, "The \"rows\" count");
 	REQUIRE("values", true);
-	st->values = json_count(&v, "values");
+	st->values = json_count(&v, "The \"values\" count");
 	REQUIRE("period", st->type == AGG_WEIGHTED_SUM);
 	if (st->type == AGG_WEIGHTED_SUM)
 	{
@@ -957,7 +972,7 @@ state_from_text(char *str, MemoryContext home)
 		numbuf_set(st, &st->sum, check_number(json_number(&v, "The sum"), TEXT_CODE));
 	REQUIRE("sum_vt", st->type == AGG_WEIGHTED_SUM);
 	if (st->type == AGG_WEIGHTED_SUM)
-		numbuf_set(st, &st->sum_vt, check_number(json_number(&v, "sum_vt"), TEXT_CODE));
+		numbuf_set(st, &st->sum_vt, check_number(json_number(&v, "The \"sum_vt\""), TEXT_CODE));
 	REQUIRE("value", STATE_HAS_BEST(st) && st->values > 0);
 	if (STATE_HAS_BEST(st) && st->values > 0)
 		numbuf_set(st, &st->best, check_number(json_number(&v, "The value"), TEXT_CODE));
@@ -967,7 +982,7 @@ state_from_text(char *str, MemoryContext home)
 	REQUIRE("unique", st->type == AGG_COUNT_UNIQUE);
 	if (st->type == AGG_COUNT_UNIQUE)
 	{
-		JsonbContainer *a = json_array(&v, "unique");
+		JsonbContainer *a = json_array(&v, "The \"unique\" list");
 		uint32		n = JsonContainerSize(a);
 
 		for (uint32 i = 0; i < n; i++)
@@ -983,7 +998,7 @@ state_from_text(char *str, MemoryContext home)
 	REQUIRE("buckets", STATE_BUCKETED(st));
 	if (STATE_BUCKETED(st))
 	{
-		JsonbContainer *a = json_array(&v, "buckets");
+		JsonbContainer *a = json_array(&v, "The \"buckets\" list");
 		uint32		n = JsonContainerSize(a);
 
 		for (uint32 i = 0; i < n; i++)
