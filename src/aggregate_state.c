@@ -27,9 +27,11 @@
 
 #include "aggregate.h"
 #include "aggregate_state.h"
+#include "json_input.h"
 #include "number.h"
 
 #define STATE_VERSION 1
+#define STATE_EXAMPLE "{\"version\":1,\"aggregation\":{\"type\":\"SUM\",\"field\":\"tokens\"},\"rows\":3,\"values\":2,\"sum\":12.5}"
 
 #define SH_PREFIX uniqueset
 #define SH_ELEMENT_TYPE UniqueEntry
@@ -252,9 +254,8 @@ bad_state(int code, const char *detail)
 			(errcode(code),
 			 errmsg("invalid aggregate state"),
 			 errdetail("%s", detail),
-			 errhint("Pass a value produced by meter.aggregate_state's own output, "
-					 "e.g. {\"version\":1,\"aggregation\":{\"type\":\"SUM\",\"field\":\"tokens\"},"
-					 "\"rows\":3,\"values\":2,\"sum\":12.5}.")));
+			 errhint("Pass a value produced by meter.aggregate_state's own output, e.g. %s.",
+					 STATE_EXAMPLE)));
 }
 
 /* The aggregation part must follow meter.aggregation's rules (SPEC §2). */
@@ -287,6 +288,11 @@ check_tallies(const AggregateState *st, int code)
 		(TIMESTAMP_NOT_FINITE(st->period_start) || TIMESTAMP_NOT_FINITE(st->period_end) ||
 		 st->period_end <= st->period_start))
 		bad_state(code, "The period must be finite with its end after its start.");
+	if (st->has_period && (!IS_VALID_TIMESTAMP(st->period_start) || !IS_VALID_TIMESTAMP(st->period_end)))
+		bad_state(code, "The period is out of the range of timestamptz.");
+	if (st->type == AGG_LATEST && st->best.num != NULL &&
+		!TIMESTAMP_NOT_FINITE(st->best_ts) && !IS_VALID_TIMESTAMP(st->best_ts))
+		bad_state(code, "The timestamp is out of the range of timestamptz.");
 	if (STATE_HAS_BEST(st) && (st->best.num != NULL) != (st->values > 0))
 		bad_state(code, "A value is present exactly when values > 0.");
 	if (STATE_BUCKETED(st) && st->buckets != NULL && st->buckets->members > 0 && st->values == 0)
@@ -779,7 +785,7 @@ json_string(const JsonbValue *v, const char *what)
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
-/* A count: a non-negative integer that fits bigint. */
+/* A count: a non-negative integer that fits bigint (as in the binary form). */
 static int64
 json_count(const JsonbValue *v, const char *what)
 {
@@ -787,8 +793,9 @@ json_count(const JsonbValue *v, const char *what)
 
 	expect_type(v, jbvNumeric, false, what);
 	s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
-	if (strspn(s, "0123456789") != strlen(s) || strlen(s) > 18)
-		bad_state(TEXT_CODE, psprintf("%s must be a non-negative integer below 10^18, not %s.",
+	if (strspn(s, "0123456789") != strlen(s) || strlen(s) > 19 ||
+		(strlen(s) == 19 && strcmp(s, "9223372036854775807") > 0))
+		bad_state(TEXT_CODE, psprintf("%s must be an integer from 0 to 9223372036854775807, not %s.",
 									  what, s));
 	return pg_strtoint64(s);
 }
@@ -917,12 +924,20 @@ json_array(const JsonbValue *v, const char *what)
 	return v->val.binary.data;
 }
 
+/* A number literal numeric cannot hold: a state never has one. */
+static void
+state_bad_number(const char *top_key, const char *literal)
+{
+	bad_state(TEXT_CODE, psprintf("The number %s%s%s%s is beyond what numeric holds.", literal,
+								  top_key ? " in \"" : "", top_key ? top_key : "", top_key ? "\"" : ""));
+}
+
 static AggregateState *
 state_from_text(char *str, MemoryContext home)
 {
 	static const char *const keys[] = {"version", "aggregation", "period", "rows", "values",
 	"sum", "sum_vt", "value", "timestamp", "unique", "buckets", NULL};
-	Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(str)));
+	Jsonb	   *j = json_input_parse(str, "meter.aggregate_state", STATE_EXAMPLE, state_bad_number);
 	JsonbContainer *c = &j->root;
 	AggregateState *st = state_new(home);
 	JsonbValue	v;
