@@ -141,12 +141,16 @@ CREATE OPERATOR CLASS meter.aggregation_btree_ops
 	FUNCTION 1 meter.aggregation_cmp(meter.aggregation, meter.aggregation);
 COMMENT ON OPERATOR CLASS meter.aggregation_btree_ops USING btree IS
 	'Ordering of meter.aggregation (ORDER BY, DISTINCT, unique indexes)';
+COMMENT ON OPERATOR FAMILY meter.aggregation_btree_ops USING btree IS
+	'Ordering of meter.aggregation (ORDER BY, DISTINCT, unique indexes)';
 
 CREATE OPERATOR CLASS meter.aggregation_hash_ops
 	DEFAULT FOR TYPE meter.aggregation USING hash AS
 	OPERATOR 1 pg_catalog.= (meter.aggregation, meter.aggregation),
 	FUNCTION 1 meter.aggregation_hash(meter.aggregation);
 COMMENT ON OPERATOR CLASS meter.aggregation_hash_ops USING hash IS
+	'Hashing of meter.aggregation (GROUP BY, DISTINCT, hash joins)';
+COMMENT ON OPERATOR FAMILY meter.aggregation_hash_ops USING hash IS
 	'Hashing of meter.aggregation (GROUP BY, DISTINCT, hash joins)';
 
 CREATE FUNCTION meter.aggregation_to_jsonb(meter.aggregation) RETURNS jsonb

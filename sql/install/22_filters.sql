@@ -141,12 +141,16 @@ CREATE OPERATOR CLASS meter.filters_btree_ops
 	FUNCTION 1 meter.filters_cmp(meter.filters, meter.filters);
 COMMENT ON OPERATOR CLASS meter.filters_btree_ops USING btree IS
 	'Ordering of meter.filters (ORDER BY, DISTINCT, unique indexes)';
+COMMENT ON OPERATOR FAMILY meter.filters_btree_ops USING btree IS
+	'Ordering of meter.filters (ORDER BY, DISTINCT, unique indexes)';
 
 CREATE OPERATOR CLASS meter.filters_hash_ops
 	DEFAULT FOR TYPE meter.filters USING hash AS
 	OPERATOR 1 pg_catalog.= (meter.filters, meter.filters),
 	FUNCTION 1 meter.filters_hash(meter.filters);
 COMMENT ON OPERATOR CLASS meter.filters_hash_ops USING hash IS
+	'Hashing of meter.filters (GROUP BY, DISTINCT, hash joins)';
+COMMENT ON OPERATOR FAMILY meter.filters_hash_ops USING hash IS
 	'Hashing of meter.filters (GROUP BY, DISTINCT, hash joins)';
 
 CREATE FUNCTION meter.filters_to_jsonb(meter.filters) RETURNS jsonb
