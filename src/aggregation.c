@@ -339,7 +339,17 @@ Aggregation *
 aggregation_unpack(struct varlena *stored)
 {
 	AggregationData *d = (AggregationData *) pg_detoast_datum(stored);
-	Aggregation *agg = palloc(sizeof(Aggregation));
+	Aggregation *agg;
+
+	/* Everything in CurrentMemoryContext, as callers that cache the result expect:
+	 * copy a datum that was not detoasted (it may live in a disk buffer). */
+	if ((struct varlena *) d == stored)
+	{
+		agg = palloc(MAXALIGN(sizeof(Aggregation)) + VARSIZE(d));
+		d = (AggregationData *) memcpy((char *) agg + MAXALIGN(sizeof(Aggregation)), d, VARSIZE(d));
+	}
+	else
+		agg = palloc(sizeof(Aggregation));
 
 	if (d->version != AGGREGATION_VERSION)
 		ereport(ERROR,

@@ -204,9 +204,10 @@ filters_explain(const Filters *filters, Jsonb *properties)
  */
 typedef struct MatchCache
 {
+	MemoryContext cxt;			/* holds the two below; reset when the filters change */
 	Size		len;			/* of the data bytes below */
-	struct varlena *copy;		/* the filters datum, 4-byte header, in fn_mcxt */
-	Filters    *filters;		/* unpacked, pointing into copy */
+	char	   *data;			/* the filters datum's bytes (without header) */
+	Filters    *filters;		/* unpacked */
 } MatchCache;
 
 static const Filters *
@@ -217,25 +218,26 @@ cached_filters(FunctionCallInfo fcinfo, int argno)
 	MatchCache *cache = (MatchCache *) fcinfo->flinfo->fn_extra;
 	MemoryContext old;
 
-	if (cache != NULL && cache->len == len &&
-		memcmp(VARDATA(cache->copy), VARDATA_ANY(arg), len) == 0)
+	if (cache != NULL && cache->len == len && memcmp(cache->data, VARDATA_ANY(arg), len) == 0)
 		return cache->filters;
 
-	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	if (cache == NULL)
-		cache = palloc0(sizeof(MatchCache));
-	else
 	{
-		pfree(cache->filters);
-		pfree(cache->copy);
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(MatchCache));
+		cache->cxt = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "meter.matches filters",
+										   ALLOCSET_SMALL_SIZES);
+		fcinfo->flinfo->fn_extra = cache;
 	}
-	cache->len = len;
-	cache->copy = palloc(len + VARHDRSZ);
-	SET_VARSIZE(cache->copy, len + VARHDRSZ);
-	memcpy(VARDATA(cache->copy), VARDATA_ANY(arg), len);
-	cache->filters = filters_unpack(cache->copy);
-	fcinfo->flinfo->fn_extra = cache;
+	else
+		MemoryContextReset(cache->cxt);
+	cache->filters = NULL;
+	cache->len = 0;
+	old = MemoryContextSwitchTo(cache->cxt);
+	cache->data = palloc(len);
+	memcpy(cache->data, VARDATA_ANY(arg), len);
+	cache->filters = filters_unpack(arg);
 	MemoryContextSwitchTo(old);
+	cache->len = len;
 	return cache->filters;
 }
 

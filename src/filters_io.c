@@ -395,6 +395,10 @@ filters_unpack(struct varlena *stored)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("unsupported meter.filters format version %d", d->version)));
+	/* Everything in CurrentMemoryContext, as callers that cache the result expect:
+	 * copy a datum that was not detoasted (it may live in a disk buffer). */
+	if ((struct varlena *) d == stored)
+		d = (FiltersData *) memcpy(palloc(VARSIZE(d)), d, VARSIZE(d));
 	ke = (FilterKeyEntry *) ((char *) d + sizeof(FiltersData));
 	ve = (FilterValueEntry *) (ke + d->nkeys);
 	ne = (int32 *) (ve + d->nvalues);
