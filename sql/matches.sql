@@ -64,6 +64,8 @@ FROM (VALUES ('{"model":"gpt-4o","region":"us","tier":1}'::jsonb), ('{"model":"g
 	('{"model":"gpt-4o","region":"us","tier":"Pro \"x\""}'), ('[]'), ('"str"')) t(p);
 SELECT meter.explain_filters(('[{"key":"k","values":[' || string_agg(format('"v%s"', lpad(j::text, 2, '0')), ',') || ']}]')::meter.filters,
 	'{"k":"nope"}') AS long_list FROM generate_series(1, 25) j;
+SELECT meter.explain_filters(('[{"key":"k","values":["' || repeat('é', 60) || '"]}]')::meter.filters,
+	jsonb_build_object('k', repeat('ü', 1024 * 1024))) AS long_values_cut;
 
 -- In a WHERE clause next to the hand-written predicate it replaces: same rows
 CREATE TEMP TABLE ev AS SELECT i, jsonb_build_object('model', (ARRAY['gpt-4o','o1-mini','gpt-5'])[1 + i % 3],

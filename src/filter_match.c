@@ -16,6 +16,7 @@
 
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -127,8 +128,26 @@ filters_match(const Filters *filters, Jsonb *properties)
 	return true;
 }
 
-/* Values listed in an explanation before it is cut short. */
+/* Values listed in an explanation before the list is cut short, and bytes shown of a
+ * long value (cut at a character boundary). */
 #define EXPLAIN_MAX_VALUES 20
+#define EXPLAIN_MAX_BYTES 100
+
+/* s[0..len), cut to EXPLAIN_MAX_BYTES with "…" when longer. palloc'd. */
+static char *
+shortened(const char *s, int len)
+{
+	int			keep;
+	char	   *result;
+
+	if (len <= EXPLAIN_MAX_BYTES)
+		return pnstrdup(s, len);
+	keep = pg_mbcliplen(s, len, EXPLAIN_MAX_BYTES);
+	result = palloc(keep + sizeof("…"));
+	memcpy(result, s, keep);
+	strcpy(result + keep, "…");
+	return result;
+}
 
 char *
 filters_explain(const Filters *filters, Jsonb *properties)
@@ -165,7 +184,7 @@ filters_explain(const Filters *filters, Jsonb *properties)
 				return buf.data;
 			case jbvString:
 				{
-					char	   *s = pnstrdup(v.val.string.val, v.val.string.len);
+					char	   *s = shortened(v.val.string.val, v.val.string.len);
 
 					appendStringInfoString(&buf, "value ");
 					escape_json(&buf, s);
@@ -188,7 +207,8 @@ filters_explain(const Filters *filters, Jsonb *properties)
 		{
 			if (i > 0)
 				appendStringInfoString(&buf, ", ");
-			appendStringInfoString(&buf, key->values[i].text);
+			appendStringInfoString(&buf, shortened(key->values[i].text,
+												   strlen(key->values[i].text)));
 		}
 		if (key->nvalues > EXPLAIN_MAX_VALUES)
 			appendStringInfo(&buf, ", … %d more", key->nvalues - EXPLAIN_MAX_VALUES);
