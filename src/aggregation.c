@@ -351,7 +351,8 @@ aggregation_unpack(struct varlena *stored)
 	else
 		agg = palloc(sizeof(Aggregation));
 
-	if (d->version != AGGREGATION_VERSION)
+	if (d->version != AGGREGATION_VERSION || d->type >= AGG_TYPE_COUNT ||
+		d->bucket_size < WINDOW_NONE || d->bucket_size >= WINDOW_SIZE_COUNT)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("unsupported meter.aggregation format version %d", d->version)));

@@ -305,7 +305,8 @@ filters_pack(ParsedFilter *fs, int nkeys)
 				char	  **hit = bsearch(&f->numbers[i], distinct, nd, sizeof(char *),
 										  compare_cstring_ptrs);
 
-				Assert(hit != NULL);
+				if (hit == NULL)
+					elog(ERROR, "canonical number of a filter value not found");
 				values[vi + i].number_off = distinct_off[hit - distinct];
 			}
 		vi += f->nvalues;
