@@ -374,7 +374,6 @@ aggregate_transition(FunctionCallInfo fcinfo, bool with_period)
 	struct varlena *aggbytes;
 	AggregateState *st;
 	MemoryContext aggcontext = NULL;
-	MemoryContext home;
 	bool		flat_result = false;
 
 	/* A row without an aggregation is ignored (the state stays as it is). */
@@ -386,21 +385,21 @@ aggregate_transition(FunctionCallInfo fcinfo, bool with_period)
 	}
 	aggbytes = (struct varlena *) PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(1));
 
-	if (AggCheckCallContext(fcinfo, &aggcontext))
-		home = state_home(aggcontext);
-	else
+	if (!AggCheckCallContext(fcinfo, &aggcontext))
+		flat_result = true;		/* called as a plain function: return the flat form */
+	if (flat_result || PG_ARGISNULL(0) ||
+		(st = state_writable(PG_GETARG_DATUM(0), aggcontext)) == NULL)
 	{
-		/* Called as a plain function: work on a copy, return the flat form. */
-		home = CurrentMemoryContext;
-		flat_result = true;
-	}
-	if (PG_ARGISNULL(0))
-		st = start_state(home, aggbytes, with_period);
-	else if (flat_result || (st = state_writable(PG_GETARG_DATUM(0), aggcontext)) == NULL)
-	{
-		st = state_from_datum(PG_GETARG_DATUM(0), home);
-		if (VARATT_IS_EXTERNAL_EXPANDED(DatumGetPointer(PG_GETARG_DATUM(0))))
-			st = state_copy(st, home);	/* not ours to modify */
+		MemoryContext home = flat_result ? CurrentMemoryContext : state_home(aggcontext);
+
+		if (PG_ARGISNULL(0))
+			st = start_state(home, aggbytes, with_period);
+		else
+		{
+			st = state_from_datum(PG_GETARG_DATUM(0), home);
+			if (VARATT_IS_EXTERNAL_EXPANDED(DatumGetPointer(PG_GETARG_DATUM(0))))
+				st = state_copy(st, home);	/* not ours to modify */
+		}
 	}
 	/* else the usual case: our read-write state, updated in place */
 
