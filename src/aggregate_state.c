@@ -797,7 +797,7 @@ json_count(const JsonbValue *v, const char *what)
 		(strlen(s) == 19 && strcmp(s, "9223372036854775807") > 0))
 		bad_state(TEXT_CODE, psprintf("%s must be an integer from 0 to 9223372036854775807, not %s.",
 									  what, s));
-	return pg_strtoint64(s);
+	return strtoi64(s, NULL, 10);
 }
 
 static Numeric

@@ -2,7 +2,7 @@
 -- states that round-trip through text and binary, GROUP BY and merge behaviour.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(49);
+SELECT plan(51);
 
 -- ── Declarations ────────────────────────────────────────────────────────────────────
 SELECT has_type('meter', 'aggregate_state', 'meter.aggregate_state exists');
@@ -138,6 +138,27 @@ SELECT set_eq($$SELECT * FROM grouped_parallel$$,
 		meter.aggregate('{"type":"MAX","field":"v","bucket_size":"DAY"}', properties, ts)::text AS bmax
 	  FROM public.agg_events GROUP BY 1$$, 'sorted grouping = hashed grouping');
 RESET enable_hashagg;
+
+-- Partitionwise aggregation: partial states combined in the same backend.
+CREATE TEMP TABLE pev (grp int, properties jsonb, ts timestamptz) PARTITION BY LIST (grp);
+CREATE TEMP TABLE pev_a PARTITION OF pev FOR VALUES IN (0, 1, 2, 3, 4);
+CREATE TEMP TABLE pev_b PARTITION OF pev FOR VALUES IN (5, 6, 7, 8, 9);
+INSERT INTO pev SELECT grp, properties, ts FROM public.agg_events;
+ANALYZE pev;
+SET LOCAL enable_partitionwise_aggregate = on;
+SELECT matches(pg_temp.plan_of($$SELECT (grp % 2), meter.aggregate('{"type":"LATEST","field":"v"}', properties, ts) FROM pev GROUP BY 1$$),
+	'Finalize .*Partial .*Partial ', 'partitionwise plan has partial aggregates per partition');
+CREATE TEMP TABLE pw AS
+SELECT grp % 2 AS g, meter.aggregate('{"type":"COUNT_UNIQUE","field":"v"}', properties, ts)::text AS cu,
+	meter.aggregate('{"type":"LATEST","field":"v"}', properties, ts)::text AS latest,
+	meter.aggregate('{"type":"MAX","field":"v","bucket_size":"DAY"}', properties, ts)::text AS bmax
+FROM pev GROUP BY 1;
+SET LOCAL enable_partitionwise_aggregate = off;
+SELECT set_eq($$SELECT * FROM pw$$,
+	$$SELECT grp % 2, meter.aggregate('{"type":"COUNT_UNIQUE","field":"v"}', properties, ts)::text AS cu,
+		meter.aggregate('{"type":"LATEST","field":"v"}', properties, ts)::text AS latest,
+		meter.aggregate('{"type":"MAX","field":"v","bucket_size":"DAY"}', properties, ts)::text AS bmax
+	  FROM pev GROUP BY 1$$, 'partitionwise = plain');
 
 -- ── States: merge in any split and any order, round trips ─────────────────────────
 -- Partial states per arbitrary slice, merged, equal the whole (every type; a third of
