@@ -83,6 +83,9 @@ typedef struct AggregateState
 	Size		flatlen;
 } AggregateState;
 
+#define STATE_VERSION 1
+#define STATE_EXAMPLE "{\"version\":1,\"aggregation\":{\"type\":\"SUM\",\"field\":\"tokens\"},\"rows\":3,\"values\":2,\"sum\":12.5}"
+
 /* Which parts of the state an aggregation uses. SUM with bucket_size keeps no buckets:
  * its bucket sums add up to the plain sum exactly. */
 #define STATE_HAS_SUM(t) ((t) == AGG_SUM || (t) == AGG_AVG || \
@@ -100,6 +103,9 @@ extern MemoryContext state_home(MemoryContext aggcontext);
 
 /* The state behind d when d is a read-write state of this aggregate's home, else NULL. */
 extern AggregateState *state_writable(Datum d, MemoryContext aggcontext);
+
+/* An empty state with no aggregation yet (for the input functions), allocated in home. */
+extern AggregateState *state_new_empty(MemoryContext home);
 
 /* A new empty state for an aggregation, allocated in home. */
 extern AggregateState *state_create(MemoryContext home, const Aggregation *agg);
@@ -143,5 +149,17 @@ extern BucketEntry **state_buckets_sorted(const AggregateState *st, int *n);
 
 /* The unique texts sorted (byte order), palloc'd; *n gets their number. */
 extern char **state_uniques_sorted(const AggregateState *st, int *n);
+
+/* Validation of states read from outside (text or binary input), raising errcode code:
+ * the aggregation follows meter.aggregation's rules; the counts, period, value, unique
+ * values and buckets fit it; numbers are finite; bucket keys start buckets. */
+extern void state_invalid(int code, const char *detail) pg_attribute_noreturn();
+extern void state_check_aggregation(const AggregateState *st, int code);
+extern void state_check_tallies(const AggregateState *st, int code);
+extern Numeric state_check_number(Numeric n, int code);
+extern void state_check_bucket_key(TimestampTz key, WindowSize size, int code);
+
+/* A multiplier as meter.aggregation stores it: canonical, 1.50 is 1.5. */
+extern Numeric state_canonical_multiplier(Numeric m);
 
 #endif							/* METER_AGGREGATE_STATE_H */
