@@ -31,7 +31,6 @@
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
-#include "utils/fmgrprotos.h"
 #include "utils/timestamp.h"
 
 #include "windows.h"
@@ -42,10 +41,6 @@
 /* A local boundary more than this past `end` (wall clock vs UTC) is past `end` for sure:
  * no zone is more than a day off UTC. */
 #define OFFSET_MARGIN (2 * USECS_PER_DAY)
-
-static const char *const size_labels[WINDOW_SIZE_COUNT] = {
-	"MINUTE", "15MIN", "30MIN", "HOUR", "3HOUR", "6HOUR", "12HOUR", "DAY", "WEEK", "MONTH"
-};
 
 /* Length of the sub-day sizes, in microseconds (0 for DAY and longer). */
 static int64
@@ -265,19 +260,6 @@ windows_timezone(const char *name)
 	return tz;
 }
 
-WindowSize
-windows_size_of_enum(Oid enumval)
-{
-	char	   *label = DatumGetCString(DirectFunctionCall1(enum_out, ObjectIdGetDatum(enumval)));
-	int			i;
-
-	for (i = 0; i < WINDOW_SIZE_COUNT; i++)
-		if (strcmp(label, size_labels[i]) == 0)
-			return (WindowSize) i;
-	elog(ERROR, "unknown window size \"%s\"", label);
-	return WINDOW_NONE;
-}
-
 static void
 too_many_windows(double about)
 {
@@ -472,7 +454,7 @@ meter_windows(PG_FUNCTION_ARGS)
 			elog(ERROR, "return type must be a row type");
 		funcctx->tuple_desc = BlessTupleDesc(tupdesc);
 
-		size = PG_ARGISNULL(2) ? WINDOW_NONE : windows_size_of_enum(PG_GETARG_OID(2));
+		size = PG_ARGISNULL(2) ? WINDOW_NONE : (WindowSize) window_size_from_enum(PG_GETARG_OID(2));
 		tzname = PG_ARGISNULL(3) ? pstrdup("UTC") : text_to_cstring(PG_GETARG_TEXT_PP(3));
 		tz = windows_timezone(tzname);
 

@@ -33,9 +33,6 @@ typedef struct WindowIter
 /* The zone of an IANA name (or any name pg_tzset accepts); ERROR 22023 when unknown. */
 extern pg_tz *windows_timezone(const char *name);
 
-/* The window size of a meter.window_size enum value. */
-extern WindowSize windows_size_of_enum(Oid enumval);
-
 /* Validate the arguments and position it before the first window. ERROR 22023 when
  * end <= start or either is infinite, 54000 when there would be too many windows. */
 extern void windows_begin(WindowIter *it, TimestampTz start, TimestampTz end,
