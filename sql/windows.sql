@@ -83,16 +83,19 @@ SELECT * FROM pg_temp.w('2024-09-07 00:00Z', '2024-09-10 00:00Z', 'DAY', 'Americ
 -- Pacific/Apia skipped 2011-12-30 entirely.
 SELECT * FROM pg_temp.w('2011-12-29 00:00Z', '2012-01-01 00:00Z', 'DAY', 'Pacific/Apia');
 
--- The windows always partition [start, end): no gap, no overlap, nothing outside.
+-- The windows always partition [start, end): no gap, no overlap, nothing outside
+-- (a year for every size but MINUTE, a month around DST changes for MINUTE).
 SELECT size, tz, count(*) AS windows,
 	bool_and(window_start < window_end) AS nonempty,
-	min(window_start) = '2023-12-30 13:17:42Z' AND max(window_end) = '2025-01-02 01:02:03Z' AS covers,
+	min(window_start) = s AND max(window_end) = e AS covers,
 	bool_and(next_start IS NULL OR next_start = window_end) AS contiguous
 FROM unnest(enum_range(NULL::meter.window_size)) size,
 	unnest(ARRAY['UTC', 'America/New_York', 'Asia/Kolkata', 'Asia/Kathmandu', 'Australia/Lord_Howe', 'Europe/London']) tz,
+	LATERAL (SELECT CASE WHEN size = 'MINUTE' THEN '2024-03-20 13:17:42Z' ELSE '2023-12-30 13:17:42Z' END::timestamptz AS s,
+		CASE WHEN size = 'MINUTE' THEN '2024-04-08 01:02:03Z' ELSE '2025-01-02 01:02:03Z' END::timestamptz AS e) r,
 	LATERAL (SELECT w.*, lead(w.window_start) OVER (ORDER BY w.window_start) AS next_start
-		FROM meter.windows('2023-12-30 13:17:42Z', '2025-01-02 01:02:03Z', size, tz, '2023-03-31 23:30Z') w) w
-GROUP BY size, tz ORDER BY size, tz;
+		FROM meter.windows(r.s, r.e, size, tz, '2023-03-31 23:30Z') w) w
+GROUP BY size, tz, s, e ORDER BY size, tz;
 -- Far from today the zone's rules still apply (2200, extrapolated DST).
 SELECT * FROM pg_temp.w('2200-03-29 00:00Z', '2200-03-31 00:00Z', 'DAY', 'Europe/Berlin');
 -- A NULL timezone means UTC; the zone name is case-insensitive.
@@ -119,6 +122,5 @@ SELECT pg_temp.err($$SELECT * FROM meter.windows('2024-01-01', '2024-02-01', 'YE
 SELECT count(*) FROM meter.windows('4714-11-24 00:00:00Z BC', '4000-01-01 BC', 'MONTH', 'America/New_York');
 SELECT count(*) FROM meter.windows('294000-01-01', '294276-12-31 23:59:59Z', 'WEEK', 'Europe/Berlin');
 SELECT * FROM meter.windows('294276-12-31 20:00Z', '294276-12-31 23:59:59.999999Z', 'MONTH', 'Pacific/Kiritimati', '2024-01-31');
-SELECT count(*) FROM meter.windows('2024-01-01', '2025-11-24 10:40Z', 'MINUTE');
 -- The session still works.
 SELECT 1 AS alive;

@@ -48,10 +48,11 @@ AS $$
 		-- (reset NEVER) count with t = S, i.e. fully
 		WHEN meter.type_of(aggregation) OPERATOR(pg_catalog.=) 'WEIGHTED_SUM' THEN
 			CASE WHEN own_sum IS NULL AND prior_sum IS NULL THEN 0
+			-- (OPERATOR() gives every operator the same precedence: parenthesize all)
 			ELSE ((EXTRACT(epoch FROM window_end) OPERATOR(pg_catalog.*)
 					(COALESCE(own_sum, 0) OPERATOR(pg_catalog.+) COALESCE(prior_sum, 0)))
 				OPERATOR(pg_catalog.-) (COALESCE(own_sum_vt, 0) OPERATOR(pg_catalog.+)
-					COALESCE(prior_sum, 0) OPERATOR(pg_catalog.*) EXTRACT(epoch FROM window_start)))
+					(COALESCE(prior_sum, 0) OPERATOR(pg_catalog.*) EXTRACT(epoch FROM window_start))))
 				OPERATOR(pg_catalog./) (EXTRACT(epoch FROM window_end)
 					OPERATOR(pg_catalog.-) EXTRACT(epoch FROM window_start))
 			END
