@@ -36,13 +36,29 @@ $$;
 COMMENT ON FUNCTION meter.event_tables(regclass) IS
 	'The event tables usage reads: every tracked table (source NULL), or source after checking its columns';
 
+-- The SQL expression of the 15-minute UTC bucket of a timestamptz expression: the bucket
+-- of the rollup contract, to_timestamp(floor(extract(epoch FROM ts) / 900) * 900), computed
+-- with integer arithmetic (date_bin) where that is known to agree (from 2000 on).
+CREATE FUNCTION meter.bucket_sql(ts text)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+	SELECT pg_catalog.format('CASE WHEN %1$s >= ''2000-01-01 00:00:00+00''::timestamptz '
+		'THEN date_bin(''15 minutes'', %1$s, ''2000-01-01 00:00:00+00''::timestamptz) '
+		'ELSE to_timestamp(floor(extract(epoch FROM %1$s) / 900) * 900) END', ts)
+$$;
+COMMENT ON FUNCTION meter.bucket_sql(text) IS
+	'Internal: SQL text of the 15-minute UTC bucket of a timestamptz expression (for EXECUTE)';
+
 -- One SELECT per event table of the events of a meter in [lo, hi), as text for EXECUTE:
 -- the columns customer_id and external_customer_id ('' for NULL), t and properties.
 -- Parameters: $1 tenant, $2 environment, $3 event name, $4 filters, $5 lo, $6 hi.
 -- Each part is one range scan of (tenant_id, environment_id, event_name, "timestamp").
+-- Table names come from regclass output (quoted, schema-qualified unless visible), so
+-- callers run the text under their own fixed search_path; STABLE for that reason.
 CREATE FUNCTION meter.events_query(tables regclass[])
 RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
 	SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(
 		'SELECT COALESCE(e.customer_id::text, '''') AS customer_id, '
@@ -70,23 +86,24 @@ AS $$
 DECLARE
 	m meter.meters := meter.get_meter(rollups_from_events.meter_id);
 	kind meter.aggregation_type := meter.type_of(m.aggregation);
+	-- the value of each event (v), and whether it counts in n (c; NULL = no)
 	v text := CASE WHEN kind IN ('COUNT', 'COUNT_UNIQUE') THEN 'NULL::numeric'
 		ELSE 'meter.numeric_value(e.properties, $7)' END;
-	n text := CASE kind WHEN 'COUNT' THEN 'count(*)'
-		WHEN 'COUNT_UNIQUE' THEN 'count(meter.unique_value(x.properties, $7))'
-		ELSE 'count(x.v)' END;
+	c text := CASE kind WHEN 'COUNT' THEN 'true'
+		WHEN 'COUNT_UNIQUE' THEN 'CASE WHEN meter.unique_value(e.properties, $7) IS NOT NULL THEN true END'
+		ELSE 'NULL::boolean' END;
+	n text := CASE WHEN kind IN ('COUNT', 'COUNT_UNIQUE') THEN 'count(x.c)' ELSE 'count(x.v)' END;
 BEGIN
 	RETURN QUERY EXECUTE format($q$
 		SELECT $1, $2, $8, x.customer_id, x.external_customer_id, x.bucket,
 			count(*), %s, sum(x.v), sum(x.v * extract(epoch FROM x.t)), min(x.v), max(x.v),
 			max(x.t) FILTER (WHERE x.v IS NOT NULL),
 			(max(ARRAY[extract(epoch FROM x.t), x.v]) FILTER (WHERE x.v IS NOT NULL))[2]
-		FROM (SELECT e.customer_id, e.external_customer_id, e.t, e.properties,
-				to_timestamp(floor(extract(epoch FROM e.t) / 900) * 900) AS bucket, %s AS v
+		FROM (SELECT e.customer_id, e.external_customer_id, e.t, %s AS v, %s AS c, %s AS bucket
 			FROM (%s) e) x
 		GROUP BY x.customer_id, x.external_customer_id, x.bucket
 		ORDER BY x.customer_id, x.external_customer_id, x.bucket$q$,
-		n, v, meter.events_query(meter.event_tables(source)))
+		n, v, c, meter.bucket_sql('e.t'), meter.events_query(meter.event_tables(source)))
 	USING m.tenant_id, m.environment_id, m.event_name, m.filters,
 		COALESCE(start_time, '-infinity'), COALESCE(end_time, 'infinity'),
 		meter.field_of(m.aggregation), m.id;
@@ -115,13 +132,12 @@ BEGIN
 	RETURN QUERY EXECUTE format($q$
 		SELECT $1, $2, $8, x.customer_id, x.external_customer_id, x.bucket, x.u, count(*)
 		FROM (SELECT e.customer_id, e.external_customer_id,
-				to_timestamp(floor(extract(epoch FROM e.t) / 900) * 900) AS bucket,
-				meter.unique_value(e.properties, $7) AS u
+				%s AS bucket, meter.unique_value(e.properties, $7) AS u
 			FROM (%s) e) x
 		WHERE x.u IS NOT NULL
 		GROUP BY x.customer_id, x.external_customer_id, x.bucket, x.u
 		ORDER BY x.customer_id, x.external_customer_id, x.bucket, x.u$q$,
-		meter.events_query(meter.event_tables(source)))
+		meter.bucket_sql('e.t'), meter.events_query(meter.event_tables(source)))
 	USING m.tenant_id, m.environment_id, m.event_name, m.filters,
 		COALESCE(start_time, '-infinity'), COALESCE(end_time, 'infinity'),
 		meter.field_of(m.aggregation), m.id;
