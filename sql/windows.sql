@@ -120,6 +120,8 @@ SELECT pg_temp.err($$SELECT * FROM meter.windows('2024-01-01', '2024-02-01', 'MO
 SELECT pg_temp.err($$SELECT * FROM meter.windows('2024-01-01', '2024-02-01', 'YEAR')$$);
 -- Extreme but valid ranges work.
 SELECT count(*) FROM meter.windows('4714-11-24 00:00:00Z BC', '4000-01-01 BC', 'MONTH', 'America/New_York');
+-- Around 1 AD (1 BC is a leap year), anchored on the 31st.
+SELECT * FROM meter.windows('0002-11-15 BC', '0001-03-01', 'MONTH', 'UTC', '2024-01-31');
 SELECT count(*) FROM meter.windows('294000-01-01', '294276-12-31 23:59:59Z', 'WEEK', 'Europe/Berlin');
 SELECT * FROM meter.windows('294276-12-31 20:00Z', '294276-12-31 23:59:59.999999Z', 'MONTH', 'Pacific/Kiritimati', '2024-01-31');
 -- The session still works.

@@ -237,10 +237,11 @@ month_label(const WindowIter *it, int year, int month)
 static void
 month_advance(int *year, int *month, int by)
 {
-	int			m = *year * 12 + (*month - 1) + by;
+	int64		m = (int64) *year * 12 + (*month - 1) + by;
 
-	*year = m / 12;
-	*month = m % 12 + 1;
+	/* floor division: years before 1 AD are zero or negative */
+	*year = (int) floor_div(m, 12);
+	*month = (int) (m - floor_div(m, 12) * 12) + 1;
 }
 
 pg_tz *
