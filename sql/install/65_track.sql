@@ -91,13 +91,24 @@ CREATE TRIGGER meters_rollups AFTER INSERT OR UPDATE OR DELETE ON meter.meters
 	FOR EACH ROW EXECUTE FUNCTION meter.on_meter_change();
 
 -- ── rebuild and verify (SPEC §8) ────────────────────────────────────────────────────
+-- Row types, so that the argument meter_id and the result column meter_id can coexist.
+CREATE TYPE meter.rebuilt AS (meter_id text, rollups bigint, unique_values bigint);
+COMMENT ON TYPE meter.rebuilt IS 'A meter meter.rebuild() recomputed, and how many rows it wrote';
+CREATE TYPE meter.difference AS (meter_id text, customer_id text, external_customer_id text,
+	bucket timestamptz, what text, stored text, expected text);
+COMMENT ON TYPE meter.difference IS
+	'A rollup value meter.verify() found different from the raw events: where, what, stored and expected';
+
 CREATE FUNCTION meter.rebuild(meter_id text DEFAULT NULL)
-RETURNS TABLE (meter_id text, rollups bigint, unique_values bigint)
+RETURNS SETOF meter.rebuilt
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	t text := meter.current_tenant();
 	e text := meter.current_environment();
 	m record;
+	n_rollups bigint;
+	n_values bigint;
+	result meter.rebuilt;
 BEGIN
 	IF rebuild.meter_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM meter.meters x
 		WHERE x.id = rebuild.meter_id AND x.tenant_id = t AND x.environment_id = e
@@ -113,19 +124,18 @@ BEGIN
 		DELETE FROM meter.rollups r WHERE r.tenant_id = t AND r.environment_id = e AND r.meter_id = m.id;
 		DELETE FROM meter.rollup_values v WHERE v.tenant_id = t AND v.environment_id = e AND v.meter_id = m.id;
 		INSERT INTO meter.rollups SELECT * FROM meter.rollups_from_events(m.id, '-infinity', 'infinity');
-		GET DIAGNOSTICS rollups = ROW_COUNT;
+		GET DIAGNOSTICS n_rollups = ROW_COUNT;
 		INSERT INTO meter.rollup_values SELECT * FROM meter.rollup_values_from_events(m.id, '-infinity', 'infinity');
-		GET DIAGNOSTICS unique_values = ROW_COUNT;
-		meter_id := m.id;
-		RETURN NEXT;
+		GET DIAGNOSTICS n_values = ROW_COUNT;
+		result := ROW(m.id, n_rollups, n_values);
+		RETURN NEXT result;
 	END LOOP;
 END $$;
 COMMENT ON FUNCTION meter.rebuild(text) IS
 	'Recompute the rollups of one published meter (or all of the current scope) from the raw events of every tracked table';
 
 CREATE FUNCTION meter.verify(meter_id text DEFAULT NULL)
-RETURNS TABLE (meter_id text, customer_id text, external_customer_id text, bucket timestamptz,
-	what text, stored text, expected text)
+RETURNS SETOF meter.difference
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	t text := meter.current_tenant();
