@@ -325,7 +325,10 @@ rollup_batch_mark(RollupBatch *batch, const CompiledMeter *meter, const EventKey
 static const char *const upsert_rollups_sql =
 "INSERT INTO meter.rollups AS r (tenant_id, environment_id, meter_id, customer_id,"
 "   external_customer_id, bucket, events, n, sum, sum_vt, min, max, latest_at, latest_value)"
-" SELECT * FROM pg_catalog.unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
+"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
+"   pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14))"
 " ON CONFLICT (tenant_id, environment_id, meter_id, customer_id, external_customer_id, bucket)"
 " DO UPDATE SET"
 "  events = r.events OPERATOR(pg_catalog.+) excluded.events,"
@@ -350,7 +353,9 @@ static const char *const upsert_rollups_sql =
 static const char *const upsert_values_sql =
 "INSERT INTO meter.rollup_values AS v (tenant_id, environment_id, meter_id, customer_id,"
 "   external_customer_id, bucket, value, refs)"
-" SELECT * FROM pg_catalog.unnest($1, $2, $3, $4, $5, $6, $7, $8)"
+" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
+"   pg_catalog.unnest($8))"
 " ON CONFLICT (tenant_id, environment_id, meter_id, customer_id, external_customer_id, bucket, value)"
 " DO UPDATE SET refs = v.refs OPERATOR(pg_catalog.+) excluded.refs";
 
