@@ -23,6 +23,9 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	t text := meter.current_tenant();
 	e text := meter.current_environment();
+	run_meters text[];
+	run_lo timestamptz[];
+	run_hi timestamptz[];
 BEGIN
 	-- Lock each key's row first (creating an empty one if needed): a concurrent insert
 	-- into these buckets has then either committed, and the next statement sees it, or
@@ -34,13 +37,23 @@ BEGIN
 	ON CONFLICT (tenant_id, environment_id, meter_id, customer_id, external_customer_id, bucket)
 	DO UPDATE SET events = r.events;
 
+	-- Recompute per meter over runs of nearby buckets (one range scan each), not per bucket.
+	SELECT array_agg(z.meter_id), array_agg(z.lo), array_agg(z.hi) INTO run_meters, run_lo, run_hi
+	FROM (SELECT y.meter_id, min(y.bucket) AS lo, max(y.bucket) + interval '15 minutes' AS hi
+	FROM (SELECT x.meter_id, x.bucket, sum(x.brk) OVER (PARTITION BY x.meter_id ORDER BY x.bucket) AS grp
+		FROM (SELECT b.meter_id, b.bucket,
+				CASE WHEN b.bucket - lag(b.bucket) OVER (PARTITION BY b.meter_id ORDER BY b.bucket)
+					<= interval '6 hours' THEN 0 ELSE 1 END AS brk
+			FROM (SELECT DISTINCT k.m AS meter_id, k.b AS bucket
+				FROM unnest(meter_ids, buckets) AS k(m, b)) b) x) y
+	GROUP BY y.meter_id, y.grp) z;
+
 	WITH k AS (
 		SELECT * FROM unnest(meter_ids, customer_ids, external_customer_ids, buckets)
 			AS k(meter_id, customer_id, external_customer_id, bucket)),
 	fresh AS (
-		SELECT f.* FROM (SELECT DISTINCT k.meter_id, k.bucket FROM k) mb
-		CROSS JOIN LATERAL meter.rollups_from_events(mb.meter_id, mb.bucket,
-			mb.bucket + interval '15 minutes') f)
+		SELECT f.* FROM unnest(run_meters, run_lo, run_hi) AS r(meter_id, lo, hi)
+		CROSS JOIN LATERAL meter.rollups_from_events(r.meter_id, r.lo, r.hi) f)
 	UPDATE meter.rollups r SET events = COALESCE(f.events, 0), n = COALESCE(f.n, 0),
 		sum = f.sum, sum_vt = f.sum_vt, min = f.min, max = f.max,
 		latest_at = f.latest_at, latest_value = f.latest_value
@@ -62,9 +75,8 @@ BEGIN
 	WHERE v.tenant_id = t AND v.environment_id = e AND v.meter_id = k.m
 		AND v.customer_id = k.c AND v.external_customer_id = k.x AND v.bucket = k.b;
 	INSERT INTO meter.rollup_values
-	SELECT f.* FROM (SELECT DISTINCT k.m, k.b
-		FROM unnest(meter_ids, buckets) AS k(m, b)) mb
-	CROSS JOIN LATERAL meter.rollup_values_from_events(mb.m, mb.b, mb.b + interval '15 minutes') f
+	SELECT f.* FROM unnest(run_meters, run_lo, run_hi) AS r(meter_id, lo, hi)
+	CROSS JOIN LATERAL meter.rollup_values_from_events(r.meter_id, r.lo, r.hi) f
 	WHERE EXISTS (SELECT 1 FROM unnest(meter_ids, customer_ids, external_customer_ids, buckets)
 		AS k(m, c, x, b) WHERE f.meter_id = k.m AND f.customer_id = k.c
 		AND f.external_customer_id = k.x AND f.bucket = k.b);
