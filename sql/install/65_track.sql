@@ -51,7 +51,7 @@ BEGIN
 	WITH k AS (
 		SELECT * FROM unnest(meter_ids, customer_ids, external_customer_ids, buckets)
 			AS k(meter_id, customer_id, external_customer_id, bucket)),
-	fresh AS (
+	fresh AS MATERIALIZED (
 		SELECT f.* FROM unnest(run_meters, run_lo, run_hi) AS r(meter_id, lo, hi)
 		CROSS JOIN LATERAL meter.rollups_from_events(r.meter_id, r.lo, r.hi) f)
 	UPDATE meter.rollups r SET events = COALESCE(f.events, 0), n = COALESCE(f.n, 0),
