@@ -1,7 +1,11 @@
 
 -- ── Tracking: events → rollups (SPEC §7) ────────────────────────────────────────────
+-- SECURITY DEFINER: whoever may insert, update or delete events (row-level security on
+-- the event table decides which) gets the rollups of exactly those rows maintained,
+-- without needing write access to the rollup tables themselves.
 CREATE FUNCTION meter.track_usage() RETURNS trigger
-	AS 'MODULE_PATHNAME', 'meter_track_usage' LANGUAGE C;
+	AS 'MODULE_PATHNAME', 'meter_track_usage' LANGUAGE C
+	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION meter.track_usage() IS
 	'Trigger keeping meter.rollups exact: AFTER … FOR EACH ROW, or statement-level with transition tables';
 
@@ -95,8 +99,11 @@ CREATE TRIGGER meter_track_truncate AFTER TRUNCATE ON meter.events
 	FOR EACH STATEMENT EXECUTE FUNCTION meter.track_usage();
 
 -- ── Meter changes keep rollups in line (SPEC §6) ────────────────────────────────────
+-- SECURITY DEFINER for the same reason: a role that may define a meter gets its rollups
+-- rebuilt without write access to the rollup tables.
 CREATE FUNCTION meter.on_meter_change() RETURNS trigger
-	AS 'MODULE_PATHNAME', 'meter_on_meter_change' LANGUAGE C;
+	AS 'MODULE_PATHNAME', 'meter_on_meter_change' LANGUAGE C
+	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION meter.on_meter_change() IS
 	'Rebuilds a created, redefined or re-published meter from the raw events; drops a deleted meter''s rollups';
 CREATE TRIGGER meters_rollups AFTER INSERT OR UPDATE OR DELETE ON meter.meters
