@@ -60,4 +60,17 @@ extern Aggregation *aggregation_unpack(struct varlena *stored);
 
 #define PG_GETARG_AGGREGATION(n) aggregation_unpack(PG_GETARG_RAW_VARLENA_P(n))
 
+/* Build the stored form of a valid aggregation (multiplier normalised). */
+extern struct varlena *aggregation_pack(const Aggregation *agg);
+
+/* Canonical JSON text, e.g. {"type":"SUM","field":"tokens"}. palloc'd. */
+extern char *aggregation_to_cstring(const Aggregation *agg);
+
+/* Enum values of meter.aggregation_type and meter.window_size (src/enums.c): the C index
+ * of an enum datum (its label looked up), and the enum datum of a C index. */
+extern int	agg_type_from_enum(Oid value);
+extern int	window_size_from_enum(Oid value);
+extern Oid	agg_type_enum(AggType type);
+extern Oid	window_size_enum(WindowSize size);
+
 #endif							/* METER_AGGREGATION_H */

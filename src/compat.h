@@ -19,4 +19,13 @@
 	makeJsonLexContextCstringLen((json), (len), GetDatabaseEncoding(), true)
 #endif
 
+/* JSON semantic-action callbacks return an error code from PostgreSQL 16 on. */
+#if PG_VERSION_NUM >= 160000
+#define METER_JSON_ACTION JsonParseErrorType
+#define METER_JSON_ACTION_DONE return JSON_SUCCESS
+#else
+#define METER_JSON_ACTION void
+#define METER_JSON_ACTION_DONE return
+#endif
+
 #endif							/* METER_COMPAT_H */

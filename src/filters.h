@@ -20,6 +20,8 @@ typedef struct FilterKey
 	int			keylen;
 	int			nvalues;
 	FilterValue *values;		/* sorted by text, unique */
+	int			nnumbers;
+	const char **numbers;		/* the distinct FilterValue.number of this key, sorted */
 } FilterKey;
 
 typedef struct Filters
@@ -39,5 +41,8 @@ extern bool filters_match(const Filters *filters, Jsonb *properties);
 /* NULL when the properties match; otherwise a palloc'd sentence about the first filter
  * that fails, e.g.  filter "model": value "gpt-5" not in [gpt-4o]. */
 extern char *filters_explain(const Filters *filters, Jsonb *properties);
+
+/* Find key (keylen bytes) in filters; NULL when absent. */
+extern const FilterKey *filters_find_key(const Filters *filters, const char *key, int keylen);
 
 #endif							/* METER_FILTERS_H */

@@ -1,0 +1,13 @@
+
+-- ── Property values as the aggregate reads them (SPEC §8) ───────────────────────────
+-- For recomputations in SQL: the same rules as the C aggregate and trigger.
+CREATE FUNCTION meter.numeric_value(properties jsonb, field text) RETURNS numeric
+	AS 'MODULE_PATHNAME', 'meter_numeric_value' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION meter.numeric_value(jsonb, text) IS
+	'The usable number of properties->field (a JSON number or a string in JSON number syntax), else NULL';
+
+CREATE FUNCTION meter.unique_value(properties jsonb, field text) RETURNS text
+	AS 'MODULE_PATHNAME', 'meter_unique_value' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION meter.unique_value(jsonb, text) IS
+	'The COUNT_UNIQUE identity of properties->field: numbers canonical (2, 2.0, "2" are one value), '
+	'other values as text; NULL when missing or JSON null';

@@ -1,0 +1,543 @@
+/*
+ * aggregation.c — the meter.aggregation type (SPEC §2).
+ *
+ * Text form: FlexPrice's JSON {type, field, multiplier, bucket_size}. Input validates every
+ * rule of §2; output is canonical (keys in that order, no spaces, the multiplier as an
+ * exact JSON number without trailing zeros), so equal aggregations are equal bytes.
+ *
+ * Stored form (version 1), a varlena read by aggregation_unpack without copying:
+ *   int32 vl_len_; uint8 version; uint8 type; int8 bucket_size (-1: none); uint8 flags;
+ *   int32 field_len; field bytes + NUL; then, at an int-aligned offset, the multiplier
+ *   (a numeric varlena) when flags has AGG_FLAG_MULTIPLIER.
+ */
+#include "postgres.h"
+
+#include "common/hashfn.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "libpq/pqformat.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+#include "aggregation.h"
+#include "json_input.h"
+#include "number.h"
+
+#define AGGREGATION_VERSION 1
+#define AGG_FLAG_FIELD		0x01
+#define AGG_FLAG_MULTIPLIER 0x02
+
+typedef struct AggregationData
+{
+	int32		vl_len_;		/* varlena header (do not touch directly) */
+	uint8		version;
+	uint8		type;
+	int8		bucket_size;
+	uint8		flags;
+	int32		field_len;
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} AggregationData;
+
+#define AGG_EXAMPLE "{\"type\":\"SUM\",\"field\":\"tokens\"}"
+
+static const char *
+type_list(void)
+{
+	return "COUNT, SUM, AVG, COUNT_UNIQUE, MAX, MIN, LATEST, SUM_WITH_MULTIPLIER, WEIGHTED_SUM";
+}
+
+static const char *
+window_list(void)
+{
+	return "MINUTE, 15MIN, 30MIN, HOUR, 3HOUR, 6HOUR, 12HOUR, DAY, WEEK, MONTH";
+}
+
+/* "a string", "a number", … for error details. */
+static const char *
+json_kind(const JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvString:
+			return "a string";
+		case jbvNumeric:
+			return "a number";
+		case jbvBool:
+			return "a boolean";
+		case jbvBinary:
+			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
+		default:
+			return "a JSON value";
+	}
+}
+
+static void error_invalid_type(const char *detail_fmt, const char *arg) pg_attribute_noreturn();
+
+static void
+error_invalid_type(const char *detail_fmt, const char *arg)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid aggregation type"),
+			 errdetail(detail_fmt, arg),
+			 errhint("Set \"type\" to one of %s (upper case).", type_list())));
+}
+
+static void error_invalid_multiplier(const char *detail_fmt, const char *arg) pg_attribute_noreturn();
+
+static void
+error_invalid_multiplier(const char *detail_fmt, const char *arg)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid multiplier value"),
+			 errdetail(detail_fmt, arg),
+			 errhint("Write a number greater than zero, e.g. \"multiplier\":1.5 or \"multiplier\":\"1.5\".")));
+}
+
+static void error_invalid_bucket(const char *detail_fmt, const char *arg) pg_attribute_noreturn();
+
+static void
+error_invalid_bucket(const char *detail_fmt, const char *arg)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid bucket size"),
+			 errdetail(detail_fmt, arg),
+			 errhint("Set \"bucket_size\" to one of %s.", window_list())));
+}
+
+static void error_field_type(const char *kind) pg_attribute_noreturn();
+
+static void
+error_field_type(const char *kind)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("aggregation field must be a string"),
+			 errdetail("\"field\" is %s.", kind),
+			 errhint("Name the property as a JSON string, e.g. \"field\":\"tokens\".")));
+}
+
+static void error_unknown_key(const char *key) pg_attribute_noreturn();
+
+static void
+error_unknown_key(const char *key)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown aggregation key \"%s\"", key),
+			 errdetail("An aggregation has the keys type, field, multiplier and bucket_size only."),
+			 errhint("Remove \"%s\" or correct its spelling.", key)));
+}
+
+/* A number literal numeric cannot hold: the error of the key it belongs to. */
+static void
+aggregation_bad_number(const char *top_key, const char *literal)
+{
+	if (top_key == NULL)
+		return;
+	if (strcmp(top_key, "multiplier") == 0)
+		error_invalid_multiplier("The multiplier %s is out of range for numeric.", literal);
+	if (strcmp(top_key, "type") == 0)
+		error_invalid_type("\"type\" is a number (%s), not a string.", literal);
+	if (strcmp(top_key, "bucket_size") == 0)
+		error_invalid_bucket("\"bucket_size\" is a number (%s), not a string.", literal);
+	if (strcmp(top_key, "field") == 0)
+		error_field_type("a number");
+	error_unknown_key(top_key);
+}
+
+/*
+ * Validate a jsonb value as an aggregation (every rule of SPEC §2) and build the stored
+ * form.
+ */
+static struct varlena *
+aggregation_from_jsonb(Jsonb *jb)
+{
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	JsonbValue	type_v,
+				field_v,
+				mult_v,
+				bucket_v;
+	bool		has_type = false,
+				has_field = false,
+				has_mult = false,
+				has_bucket = false;
+	Aggregation agg;
+	int			t;
+
+	memset(&type_v, 0, sizeof(type_v));
+	memset(&field_v, 0, sizeof(field_v));
+	memset(&mult_v, 0, sizeof(mult_v));
+	memset(&bucket_v, 0, sizeof(bucket_v));
+
+	if (!JB_ROOT_IS_OBJECT(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("aggregation must be a JSON object"),
+				 errdetail("The value is a JSON %s.",
+						   JB_ROOT_IS_SCALAR(jb) ? "scalar" : "array"),
+				 errhint("Write a JSON object such as %s.", AGG_EXAMPLE)));
+
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *key;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(v.val.string.val, v.val.string.len);
+		tok = JsonbIteratorNext(&it, &v, true);
+		Assert(tok == WJB_VALUE);
+		if (strcmp(key, "type") == 0)
+			type_v = v, has_type = true;
+		else if (strcmp(key, "field") == 0)
+			field_v = v, has_field = true;
+		else if (strcmp(key, "multiplier") == 0)
+			mult_v = v, has_mult = true;
+		else if (strcmp(key, "bucket_size") == 0)
+			bucket_v = v, has_bucket = true;
+		else
+			error_unknown_key(key);
+		pfree(key);
+	}
+
+	/* type: required, one of the enum's labels, case-sensitive */
+	if (!has_type)
+		error_invalid_type("The key \"type\" is missing%s.", "");
+	if (type_v.type != jbvString)
+		error_invalid_type("\"type\" is %s, not a string.", json_kind(&type_v));
+	{
+		char	   *name = pnstrdup(type_v.val.string.val, type_v.val.string.len);
+
+		t = agg_type_from_name(name);
+		if (t < 0)
+			error_invalid_type("\"%s\" is not an aggregation type.", name);
+		pfree(name);
+	}
+	agg.type = (AggType) t;
+
+	/* field: a string; "" and null count as absent; required but for COUNT */
+	agg.field = NULL;
+	if (has_field && field_v.type != jbvNull)
+	{
+		if (field_v.type != jbvString)
+			error_field_type(json_kind(&field_v));
+		if (field_v.val.string.len > 0)
+			agg.field = pnstrdup(field_v.val.string.val, field_v.val.string.len);
+	}
+	if (agg.field == NULL && agg.type != AGG_COUNT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("field is required for aggregation type"),
+				 errdetail("Aggregation type %s reads a property of each event; only COUNT needs none.",
+						   agg_type_names[agg.type]),
+				 errhint("Add \"field\":\"<property name>\", e.g. %s.", AGG_EXAMPLE)));
+
+	/* multiplier: SUM_WITH_MULTIPLIER only, a number > 0 (JSON number or numeric string) */
+	agg.multiplier = NULL;
+	if (has_mult && mult_v.type == jbvNull)
+		has_mult = false;
+	if (has_mult && agg.type != AGG_SUM_WITH_MULTIPLIER)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("multiplier is only allowed for SUM_WITH_MULTIPLIER"),
+				 errdetail("Aggregation type %s takes no multiplier.", agg_type_names[agg.type]),
+				 errhint("Remove \"multiplier\", or use \"type\":\"SUM_WITH_MULTIPLIER\".")));
+	if (agg.type == AGG_SUM_WITH_MULTIPLIER)
+	{
+		Numeric		n;
+		char	   *canonical;
+
+		if (!has_mult)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("multiplier is required for SUM_WITH_MULTIPLIER"),
+					 errdetail("SUM_WITH_MULTIPLIER multiplies the sum by \"multiplier\", which is missing."),
+					 errhint("Add \"multiplier\":<number greater than zero>, e.g. \"multiplier\":1.5.")));
+		n = jsonb_value_numeric(&mult_v);
+		if (n == NULL)
+		{
+			if (mult_v.type == jbvString)
+				error_invalid_multiplier("\"%s\" is not a number.",
+										 pnstrdup(mult_v.val.string.val, mult_v.val.string.len));
+			error_invalid_multiplier("\"multiplier\" is %s, not a number.", json_kind(&mult_v));
+		}
+		canonical = number_canonical(n);
+		if (canonical[0] == '-' || strcmp(canonical, "0") == 0)
+			error_invalid_multiplier("The multiplier must be greater than zero, not %s.", canonical);
+		agg.multiplier = DatumGetNumeric(DirectFunctionCall3(numeric_in,
+															 CStringGetDatum(canonical),
+															 ObjectIdGetDatum(InvalidOid),
+															 Int32GetDatum(-1)));
+	}
+
+	/* bucket_size: MAX or SUM only, a window size; null and "" count as absent */
+	agg.bucket_size = WINDOW_NONE;
+	if (has_bucket && (bucket_v.type == jbvNull ||
+					   (bucket_v.type == jbvString && bucket_v.val.string.len == 0)))
+		has_bucket = false;
+	if (has_bucket)
+	{
+		int			w;
+		char	   *name;
+
+		if (agg.type != AGG_MAX && agg.type != AGG_SUM)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("bucket_size is only allowed for MAX and SUM"),
+					 errdetail("Aggregation type %s takes no bucket_size.", agg_type_names[agg.type]),
+					 errhint("Remove \"bucket_size\", or use \"type\":\"MAX\" or \"type\":\"SUM\".")));
+		if (bucket_v.type != jbvString)
+			error_invalid_bucket("\"bucket_size\" is %s, not a string.", json_kind(&bucket_v));
+		name = pnstrdup(bucket_v.val.string.val, bucket_v.val.string.len);
+		w = window_size_from_name(name);
+		if (w < 0)
+			error_invalid_bucket("\"%s\" is not a window size.", name);
+		agg.bucket_size = (WindowSize) w;
+	}
+
+	return aggregation_pack(&agg);
+}
+
+struct varlena *
+aggregation_pack(const Aggregation *agg)
+{
+	int32		field_len = agg->field ? strlen(agg->field) : 0;
+	Size		size = offsetof(AggregationData, data) + field_len + 1;
+	Size		mult_off = 0;
+	AggregationData *d;
+
+	if (agg->multiplier != NULL)
+	{
+		mult_off = INTALIGN(size);
+		size = mult_off + VARSIZE(agg->multiplier);
+	}
+	d = palloc0(size);
+	SET_VARSIZE(d, size);
+	d->version = AGGREGATION_VERSION;
+	d->type = (uint8) agg->type;
+	d->bucket_size = (int8) agg->bucket_size;
+	d->flags = (agg->field ? AGG_FLAG_FIELD : 0) |
+		(agg->multiplier ? AGG_FLAG_MULTIPLIER : 0);
+	d->field_len = field_len;
+	if (field_len > 0)
+		memcpy(d->data, agg->field, field_len);
+	if (agg->multiplier != NULL)
+		memcpy((char *) d + mult_off, agg->multiplier, VARSIZE(agg->multiplier));
+	return (struct varlena *) d;
+}
+
+Aggregation *
+aggregation_unpack(struct varlena *stored)
+{
+	AggregationData *d = (AggregationData *) pg_detoast_datum(stored);
+	Aggregation *agg = palloc(sizeof(Aggregation));
+
+	if (d->version != AGGREGATION_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("unsupported meter.aggregation format version %d", d->version)));
+	agg->type = (AggType) d->type;
+	agg->bucket_size = (WindowSize) d->bucket_size;
+	agg->field = (d->flags & AGG_FLAG_FIELD) ? d->data : NULL;
+	agg->multiplier = NULL;
+	if (d->flags & AGG_FLAG_MULTIPLIER)
+	{
+		Size		off = INTALIGN(offsetof(AggregationData, data) + d->field_len + 1);
+
+		agg->multiplier = (Numeric) ((char *) d + off);
+	}
+	return agg;
+}
+
+char *
+aggregation_to_cstring(const Aggregation *agg)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"type\":\"%s\"", agg_type_names[agg->type]);
+	if (agg->field != NULL)
+	{
+		appendStringInfoString(&buf, ",\"field\":");
+		escape_json(&buf, agg->field);
+	}
+	if (agg->multiplier != NULL)
+		appendStringInfo(&buf, ",\"multiplier\":%s", number_canonical(agg->multiplier));
+	if (agg->bucket_size != WINDOW_NONE)
+		appendStringInfo(&buf, ",\"bucket_size\":\"%s\"", window_size_names[agg->bucket_size]);
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+static struct varlena *
+aggregation_from_cstring(char *str)
+{
+	Jsonb	   *jb = json_input_parse(str, "meter.aggregation", AGG_EXAMPLE,
+									  aggregation_bad_number);
+
+	return aggregation_from_jsonb(jb);
+}
+
+/*
+ * meter.aggregation_in(cstring): the text input of meter.aggregation. 22P02 for text
+ * that is not JSON, 22023 for JSON that breaks a rule of SPEC §2.
+ */
+PG_FUNCTION_INFO_V1(meter_aggregation_in);
+Datum
+meter_aggregation_in(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(aggregation_from_cstring(PG_GETARG_CSTRING(0)));
+}
+
+/* meter.aggregation_out(meter.aggregation): canonical JSON text. */
+PG_FUNCTION_INFO_V1(meter_aggregation_out);
+Datum
+meter_aggregation_out(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_CSTRING(aggregation_to_cstring(PG_GETARG_AGGREGATION(0)));
+}
+
+/*
+ * meter.aggregation_recv(internal): binary input — a version byte (1) then the JSON
+ * text, validated exactly like text input.
+ */
+PG_FUNCTION_INFO_V1(meter_aggregation_recv);
+Datum
+meter_aggregation_recv(PG_FUNCTION_ARGS)
+{
+	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
+	int			version = pq_getmsgint(buf, 1);
+	char	   *str;
+	int			nbytes;
+
+	if (version != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("unsupported meter.aggregation binary format version %d", version),
+				 errhint("Version 1 is a version byte followed by the JSON text.")));
+	str = pq_getmsgtext(buf, buf->len - buf->cursor, &nbytes);
+	PG_RETURN_POINTER(aggregation_from_cstring(str));
+}
+
+/* meter.aggregation_send(meter.aggregation): a version byte (1) then the canonical JSON. */
+PG_FUNCTION_INFO_V1(meter_aggregation_send);
+Datum
+meter_aggregation_send(PG_FUNCTION_ARGS)
+{
+	char	   *str = aggregation_to_cstring(PG_GETARG_AGGREGATION(0));
+	StringInfoData buf;
+
+	pq_begintypsend(&buf);
+	pq_sendint8(&buf, 1);
+	pq_sendtext(&buf, str, strlen(str));
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+/* Equal stored forms: the stored form is canonical, so equal bytes ⇔ equal values. */
+static bool
+aggregation_bytes_equal(PG_FUNCTION_ARGS)
+{
+	struct varlena *a = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0));
+	struct varlena *b = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(1));
+
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+}
+
+/* meter.aggregation_eq(a, b): the = operator (canonical forms are equal). */
+PG_FUNCTION_INFO_V1(meter_aggregation_eq);
+Datum
+meter_aggregation_eq(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(aggregation_bytes_equal(fcinfo));
+}
+
+/* meter.aggregation_ne(a, b): the <> operator. */
+PG_FUNCTION_INFO_V1(meter_aggregation_ne);
+Datum
+meter_aggregation_ne(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(!aggregation_bytes_equal(fcinfo));
+}
+
+/* meter.aggregation_hash(a): hash of the canonical stored form, for the hash opclass. */
+PG_FUNCTION_INFO_V1(meter_aggregation_hash);
+Datum
+meter_aggregation_hash(PG_FUNCTION_ARGS)
+{
+	struct varlena *a = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0));
+
+	return hash_any((unsigned char *) VARDATA_ANY(a), VARSIZE_ANY_EXHDR(a));
+}
+
+/* meter.aggregation_to_jsonb(a): the canonical JSON as jsonb (cast meter.aggregation → jsonb). */
+PG_FUNCTION_INFO_V1(meter_aggregation_to_jsonb);
+Datum
+meter_aggregation_to_jsonb(PG_FUNCTION_ARGS)
+{
+	char	   *str = aggregation_to_cstring(PG_GETARG_AGGREGATION(0));
+
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(str));
+}
+
+/* meter.aggregation_from_jsonb(j): cast jsonb → meter.aggregation, validated like input. */
+PG_FUNCTION_INFO_V1(meter_aggregation_from_jsonb);
+Datum
+meter_aggregation_from_jsonb(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(aggregation_from_jsonb(PG_GETARG_JSONB_P(0)));
+}
+
+/* meter.type_of(meter.aggregation) → meter.aggregation_type. */
+PG_FUNCTION_INFO_V1(meter_aggregation_type_of);
+Datum
+meter_aggregation_type_of(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_OID(agg_type_enum(PG_GETARG_AGGREGATION(0)->type));
+}
+
+/* meter.field_of(meter.aggregation) → text: the property read, NULL when none. */
+PG_FUNCTION_INFO_V1(meter_aggregation_field_of);
+Datum
+meter_aggregation_field_of(PG_FUNCTION_ARGS)
+{
+	Aggregation *agg = PG_GETARG_AGGREGATION(0);
+
+	if (agg->field == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(agg->field));
+}
+
+/* meter.multiplier_of(meter.aggregation) → numeric: NULL unless SUM_WITH_MULTIPLIER. */
+PG_FUNCTION_INFO_V1(meter_aggregation_multiplier_of);
+Datum
+meter_aggregation_multiplier_of(PG_FUNCTION_ARGS)
+{
+	Aggregation *agg = PG_GETARG_AGGREGATION(0);
+
+	if (agg->multiplier == NULL)
+		PG_RETURN_NULL();
+	/* a copy: the unpacked value points into the argument */
+	PG_RETURN_NUMERIC(DatumGetNumericCopy(NumericGetDatum(agg->multiplier)));
+}
+
+/* meter.bucket_size_of(meter.aggregation) → meter.window_size: NULL when none. */
+PG_FUNCTION_INFO_V1(meter_aggregation_bucket_size_of);
+Datum
+meter_aggregation_bucket_size_of(PG_FUNCTION_ARGS)
+{
+	Aggregation *agg = PG_GETARG_AGGREGATION(0);
+
+	if (agg->bucket_size == WINDOW_NONE)
+		PG_RETURN_NULL();
+	PG_RETURN_OID(window_size_enum(agg->bucket_size));
+}

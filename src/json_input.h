@@ -1,0 +1,22 @@
+/*
+ * json_input.h — strict JSON text input for the extension's types (SPEC §2): text that is
+ * not JSON is 22P02, an object with the same key twice is 22023, then the value as jsonb.
+ */
+#ifndef METER_JSON_INPUT_H
+#define METER_JSON_INPUT_H
+
+#include "utils/jsonb.h"
+
+/*
+ * Called for a number literal that numeric cannot hold (exponent beyond ±1000, too many
+ * digits), with the top-level object key it sits under (NULL when none). It should raise
+ * the type's own error; if it returns, a generic 22023 error is raised.
+ */
+typedef void (*json_input_number_hook) (const char *top_key, const char *literal);
+
+/* Parse NUL-terminated JSON text for type typname; example goes into the hint of a
+ * syntax error ("Write JSON such as <example>."). */
+extern Jsonb *json_input_parse(char *str, const char *typname, const char *example,
+							   json_input_number_hook number_hook);
+
+#endif							/* METER_JSON_INPUT_H */
