@@ -20,8 +20,12 @@ EXTRA_CLEAN = results regression.diffs regression.out
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-sql/meter--$(EXTVERSION).sql: $(INSTALL_PARTS) meter.control
+# Always reassembled (it is cheap): renamed or removed parts must not leave it stale.
+sql/meter--$(EXTVERSION).sql: $(INSTALL_PARTS) meter.control FORCE
 	cat $(INSTALL_PARTS) > $@
+
+.PHONY: FORCE
+FORCE:
 
 .PHONY: test demo bench
 test:
