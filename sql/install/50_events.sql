@@ -3,12 +3,12 @@
 -- FlexPrice's Event. A re-sent event (same tenant, environment and id) is a duplicate and
 -- counts once, forever: the primary key is the dedup, with no time window.
 CREATE TABLE meter.events (
-	id text NOT NULL DEFAULT meter.new_id('event'),
-	tenant_id text NOT NULL DEFAULT meter.current_tenant(),
-	environment_id text NOT NULL DEFAULT meter.current_environment(),
-	event_name text NOT NULL,
-	customer_id text,
-	external_customer_id text,
+	id text COLLATE "C" NOT NULL DEFAULT meter.new_id('event'),
+	tenant_id text COLLATE "C" NOT NULL DEFAULT meter.current_tenant(),
+	environment_id text COLLATE "C" NOT NULL DEFAULT meter.current_environment(),
+	event_name text COLLATE "C" NOT NULL,
+	customer_id text COLLATE "C",
+	external_customer_id text COLLATE "C",
 	source text,
 	"timestamp" timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	ingested_at timestamptz NOT NULL DEFAULT pg_catalog.now(),

@@ -4,11 +4,11 @@
 -- so that usage over any window in any time zone (offsets are multiples of 15 minutes) is
 -- a sum over whole buckets. Kept exact by meter.track_usage() in the event's transaction.
 CREATE TABLE meter.rollups (
-	tenant_id text NOT NULL,
-	environment_id text NOT NULL,
-	meter_id text NOT NULL,
-	customer_id text NOT NULL,            -- '' when the event had none
-	external_customer_id text NOT NULL,   -- '' when the event had none
+	tenant_id text COLLATE "C" NOT NULL,
+	environment_id text COLLATE "C" NOT NULL,
+	meter_id text COLLATE "C" NOT NULL,
+	customer_id text COLLATE "C" NOT NULL,            -- '' when the event had none
+	external_customer_id text COLLATE "C" NOT NULL,   -- '' when the event had none
 	bucket timestamptz NOT NULL,          -- start of the UTC-aligned 15-minute bucket
 	events bigint NOT NULL,               -- events the meter counted (matched)
 	n bigint NOT NULL,                    -- of those, events with a usable value
@@ -28,13 +28,13 @@ CREATE INDEX rollups_external_customer_idx
 -- COUNT_UNIQUE: the distinct values seen per (meter, customer, bucket), with how many
 -- events carried each, so deletes stay exact.
 CREATE TABLE meter.rollup_values (
-	tenant_id text NOT NULL,
-	environment_id text NOT NULL,
-	meter_id text NOT NULL,
-	customer_id text NOT NULL,
-	external_customer_id text NOT NULL,
+	tenant_id text COLLATE "C" NOT NULL,
+	environment_id text COLLATE "C" NOT NULL,
+	meter_id text COLLATE "C" NOT NULL,
+	customer_id text COLLATE "C" NOT NULL,
+	external_customer_id text COLLATE "C" NOT NULL,
 	bucket timestamptz NOT NULL,
-	value text NOT NULL,                  -- number_canonical() for numbers, else the text
+	value text COLLATE "C" NOT NULL,                  -- number_canonical() for numbers, else the text
 	refs bigint NOT NULL,
 	PRIMARY KEY (tenant_id, environment_id, meter_id, customer_id, external_customer_id, bucket, value)
 );
