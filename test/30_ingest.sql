@@ -69,7 +69,9 @@ SELECT matches(pg_temp.err($$SELECT * FROM meter.ingest('[{"event_name":"a","cus
 	'the detail says the index counts from 0');
 
 -- ── Stored row and defaults ───────────────────────────────────────────────────────
-SELECT results_eq($$SELECT tenant_id, environment_id, event_name, customer_id, external_customer_id, source, properties
+-- Key columns are COLLATE "C"; compared with plain text values under the default collation.
+SELECT results_eq($$SELECT tenant_id COLLATE "default", environment_id COLLATE "default", event_name COLLATE "default",
+		customer_id COLLATE "default", external_customer_id COLLATE "default", source, properties
 	FROM meter.events WHERE tenant_id = 't30' AND id = 'one'$$,
 	$$VALUES ('t30'::text, ''::text, 'api_call'::text, NULL::text, 'cus_1'::text, NULL::text, '{}'::jsonb)$$,
 	'the stored row: scope, name, customer, no source, empty properties');
@@ -168,10 +170,10 @@ SELECT throws_ok($$SELECT * FROM meter.ingest('{"event_name":"x","customer_id":"
 	'22023', 'event 0: "external_customer_id" must be a string', 'a boolean external_customer_id');
 SELECT lives_ok($$SELECT * FROM meter.ingest('{"id":"cust_only","event_name":"x","customer_id":"c7","external_customer_id":""}')$$,
 	'customer_id alone (external empty, as FlexPrice''s JSON has it)');
-SELECT results_eq($$SELECT customer_id, external_customer_id FROM meter.events WHERE tenant_id = 't30' AND id = 'cust_only'$$,
+SELECT results_eq($$SELECT customer_id COLLATE "default", external_customer_id COLLATE "default" FROM meter.events WHERE tenant_id = 't30' AND id = 'cust_only'$$,
 	$$VALUES ('c7'::text, NULL::text)$$, 'an empty customer id is stored as NULL');
 SELECT lives_ok($$SELECT * FROM meter.ingest('{"id":"both","event_name":"x","customer_id":"c8","external_customer_id":"ext8"}')$$, 'both customers');
-SELECT results_eq($$SELECT customer_id, external_customer_id FROM meter.events WHERE tenant_id = 't30' AND id = 'both'$$,
+SELECT results_eq($$SELECT customer_id COLLATE "default", external_customer_id COLLATE "default" FROM meter.events WHERE tenant_id = 't30' AND id = 'both'$$,
 	$$VALUES ('c8'::text, 'ext8'::text)$$, 'both customer ids stored');
 
 -- ── timestamp ─────────────────────────────────────────────────────────────────────
@@ -184,7 +186,7 @@ SELECT lives_ok($$SELECT * FROM meter.ingest('[
 	{"id":"ts6","event_name":"t","customer_id":"c","timestamp":"2024-03-10T20:00:00.000001Z"},
 	{"id":"ts7","event_name":"t","customer_id":"c","timestamp":"0001-01-01T00:00:00Z"},
 	{"id":"ts8","event_name":"t","customer_id":"c","timestamp":null}]')$$, 'RFC 3339 timestamps');
-SELECT results_eq($$SELECT id, "timestamp" FROM meter.events WHERE tenant_id = 't30' AND event_name = 't' ORDER BY id$$,
+SELECT results_eq($$SELECT id COLLATE "default", "timestamp" FROM meter.events WHERE tenant_id = 't30' AND event_name = 't' ORDER BY id$$,
 	$$VALUES ('ts1'::text, '2024-03-10 20:00:00+00'::timestamptz), ('ts2', '2024-03-10 14:30:00.123+00'),
 		('ts3', '2024-03-10 20:00:00+00'), ('ts4', '2024-03-11 04:00:00+00'), ('ts5', '2024-03-01 00:00:00+00'),
 		('ts6', '2024-03-10 20:00:00.000001+00'), ('ts7', now()), ('ts8', now())$$,
@@ -228,7 +230,7 @@ SELECT lives_ok($$SELECT * FROM meter.ingest('[
 	{"id":"p2","event_name":"p","customer_id":"c","properties":{"model":"gpt-4o","tokens":120,"deep":{"a":[1,{"b":null}]},"ü":"✓"}},
 	{"id":"p3","event_name":"p","customer_id":"c","source":"api"},
 	{"id":"p4","event_name":"p","customer_id":"c","source":""}]')$$, 'properties and sources');
-SELECT results_eq($$SELECT id, properties, source FROM meter.events WHERE tenant_id = 't30' AND event_name = 'p' ORDER BY id$$,
+SELECT results_eq($$SELECT id COLLATE "default", properties, source FROM meter.events WHERE tenant_id = 't30' AND event_name = 'p' ORDER BY id$$,
 	$$VALUES ('p1'::text, '{}'::jsonb, NULL::text),
 		('p2', '{"model":"gpt-4o","tokens":120,"deep":{"a":[1,{"b":null}]},"ü":"✓"}', NULL),
 		('p3', '{}', 'api'), ('p4', '{}', NULL)$$,
@@ -306,7 +308,7 @@ SELECT lives_ok($$SELECT * FROM meter.ingest(jsonb_build_object('id', 'deep', 'e
 	'deeply nested properties');
 SELECT lives_ok($$SELECT * FROM meter.ingest('{"id":"événement-1","event_name":"appel_api","customer_id":"client-ü","source":"日本"}')$$,
 	'non-ASCII ids and names');
-SELECT results_eq($$SELECT event_name, customer_id, source FROM meter.events WHERE tenant_id = 't30' AND id = 'événement-1'$$,
+SELECT results_eq($$SELECT event_name COLLATE "default", customer_id COLLATE "default", source FROM meter.events WHERE tenant_id = 't30' AND id = 'événement-1'$$,
 	$$VALUES ('appel_api'::text, 'client-ü'::text, '日本'::text)$$, 'non-ASCII stored intact');
 
 -- ── Roles and search_path ─────────────────────────────────────────────────────────
