@@ -339,9 +339,20 @@ Aggregation *
 aggregation_unpack(struct varlena *stored)
 {
 	AggregationData *d = (AggregationData *) pg_detoast_datum(stored);
-	Aggregation *agg = palloc(sizeof(Aggregation));
+	Aggregation *agg;
 
-	if (d->version != AGGREGATION_VERSION)
+	/* Everything in CurrentMemoryContext, as callers that cache the result expect:
+	 * copy a datum that was not detoasted (it may live in a disk buffer). */
+	if ((struct varlena *) d == stored)
+	{
+		agg = palloc(MAXALIGN(sizeof(Aggregation)) + VARSIZE(d));
+		d = (AggregationData *) memcpy((char *) agg + MAXALIGN(sizeof(Aggregation)), d, VARSIZE(d));
+	}
+	else
+		agg = palloc(sizeof(Aggregation));
+
+	if (d->version != AGGREGATION_VERSION || d->type >= AGG_TYPE_COUNT ||
+		d->bucket_size < WINDOW_NONE || d->bucket_size >= WINDOW_SIZE_COUNT)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("unsupported meter.aggregation format version %d", d->version)));
@@ -540,4 +551,81 @@ meter_aggregation_bucket_size_of(PG_FUNCTION_ARGS)
 	if (agg->bucket_size == WINDOW_NONE)
 		PG_RETURN_NULL();
 	PG_RETURN_OID(window_size_enum(agg->bucket_size));
+}
+
+/*
+ * Ordering, for the btree operator class (ORDER BY, count(DISTINCT …), merge joins):
+ * by type (enum order), then field, multiplier and bucket_size (absent first). It is
+ * 0 exactly when the canonical forms are equal, as btree requires of =.
+ */
+static int
+aggregation_compare(Aggregation *a, Aggregation *b)
+{
+	if (a->type != b->type)
+		return a->type < b->type ? -1 : 1;
+	if ((a->field == NULL) != (b->field == NULL))
+		return a->field == NULL ? -1 : 1;
+	if (a->field != NULL)
+	{
+		int			c = strcmp(a->field, b->field);
+
+		if (c != 0)
+			return c < 0 ? -1 : 1;
+	}
+	if ((a->multiplier == NULL) != (b->multiplier == NULL))
+		return a->multiplier == NULL ? -1 : 1;
+	if (a->multiplier != NULL)
+	{
+		int			c = DatumGetInt32(DirectFunctionCall2(numeric_cmp,
+														  NumericGetDatum(a->multiplier),
+														  NumericGetDatum(b->multiplier)));
+
+		if (c != 0)
+			return c;
+	}
+	if (a->bucket_size != b->bucket_size)
+		return a->bucket_size < b->bucket_size ? -1 : 1;
+	return 0;
+}
+
+#define AGG_CMP() aggregation_compare(PG_GETARG_AGGREGATION(0), PG_GETARG_AGGREGATION(1))
+
+/* meter.aggregation_cmp(a, b): btree support function 1 (-1, 0, 1). */
+PG_FUNCTION_INFO_V1(meter_aggregation_cmp);
+Datum
+meter_aggregation_cmp(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(AGG_CMP());
+}
+
+/* meter.aggregation_lt(a, b): the < operator. */
+PG_FUNCTION_INFO_V1(meter_aggregation_lt);
+Datum
+meter_aggregation_lt(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(AGG_CMP() < 0);
+}
+
+/* meter.aggregation_le(a, b): the <= operator. */
+PG_FUNCTION_INFO_V1(meter_aggregation_le);
+Datum
+meter_aggregation_le(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(AGG_CMP() <= 0);
+}
+
+/* meter.aggregation_gt(a, b): the > operator. */
+PG_FUNCTION_INFO_V1(meter_aggregation_gt);
+Datum
+meter_aggregation_gt(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(AGG_CMP() > 0);
+}
+
+/* meter.aggregation_ge(a, b): the >= operator. */
+PG_FUNCTION_INFO_V1(meter_aggregation_ge);
+Datum
+meter_aggregation_ge(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(AGG_CMP() >= 0);
 }

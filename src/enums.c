@@ -94,13 +94,15 @@ enum_value(const char *typname, const char *label)
 Oid
 agg_type_enum(AggType type)
 {
-	Assert(type >= 0 && type < AGG_TYPE_COUNT);
+	if ((int) type < 0 || (int) type >= AGG_TYPE_COUNT)
+		elog(ERROR, "invalid aggregation type %d", (int) type);
 	return enum_value("aggregation_type", agg_type_names[type]);
 }
 
 Oid
 window_size_enum(WindowSize size)
 {
-	Assert(size >= 0 && size < WINDOW_SIZE_COUNT);
+	if ((int) size < 0 || (int) size >= WINDOW_SIZE_COUNT)
+		elog(ERROR, "invalid window size %d", (int) size);
 	return enum_value("window_size", window_size_names[size]);
 }

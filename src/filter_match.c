@@ -16,6 +16,7 @@
 
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -127,8 +128,26 @@ filters_match(const Filters *filters, Jsonb *properties)
 	return true;
 }
 
-/* Values listed in an explanation before it is cut short. */
+/* Values listed in an explanation before the list is cut short, and bytes shown of a
+ * long value (cut at a character boundary). */
 #define EXPLAIN_MAX_VALUES 20
+#define EXPLAIN_MAX_BYTES 100
+
+/* s[0..len), cut to EXPLAIN_MAX_BYTES with "…" when longer. palloc'd. */
+static char *
+shortened(const char *s, int len)
+{
+	int			keep;
+	char	   *result;
+
+	if (len <= EXPLAIN_MAX_BYTES)
+		return pnstrdup(s, len);
+	keep = pg_mbcliplen(s, len, EXPLAIN_MAX_BYTES);
+	result = palloc(keep + sizeof("…"));
+	memcpy(result, s, keep);
+	strcpy(result + keep, "…");
+	return result;
+}
 
 char *
 filters_explain(const Filters *filters, Jsonb *properties)
@@ -165,7 +184,7 @@ filters_explain(const Filters *filters, Jsonb *properties)
 				return buf.data;
 			case jbvString:
 				{
-					char	   *s = pnstrdup(v.val.string.val, v.val.string.len);
+					char	   *s = shortened(v.val.string.val, v.val.string.len);
 
 					appendStringInfoString(&buf, "value ");
 					escape_json(&buf, s);
@@ -188,7 +207,8 @@ filters_explain(const Filters *filters, Jsonb *properties)
 		{
 			if (i > 0)
 				appendStringInfoString(&buf, ", ");
-			appendStringInfoString(&buf, key->values[i].text);
+			appendStringInfoString(&buf, shortened(key->values[i].text,
+												   strlen(key->values[i].text)));
 		}
 		if (key->nvalues > EXPLAIN_MAX_VALUES)
 			appendStringInfo(&buf, ", … %d more", key->nvalues - EXPLAIN_MAX_VALUES);
@@ -204,9 +224,10 @@ filters_explain(const Filters *filters, Jsonb *properties)
  */
 typedef struct MatchCache
 {
+	MemoryContext cxt;			/* holds the two below; reset when the filters change */
 	Size		len;			/* of the data bytes below */
-	struct varlena *copy;		/* the filters datum, 4-byte header, in fn_mcxt */
-	Filters    *filters;		/* unpacked, pointing into copy */
+	char	   *data;			/* the filters datum's bytes (without header) */
+	Filters    *filters;		/* unpacked */
 } MatchCache;
 
 static const Filters *
@@ -217,25 +238,26 @@ cached_filters(FunctionCallInfo fcinfo, int argno)
 	MatchCache *cache = (MatchCache *) fcinfo->flinfo->fn_extra;
 	MemoryContext old;
 
-	if (cache != NULL && cache->len == len &&
-		memcmp(VARDATA(cache->copy), VARDATA_ANY(arg), len) == 0)
+	if (cache != NULL && cache->len == len && memcmp(cache->data, VARDATA_ANY(arg), len) == 0)
 		return cache->filters;
 
-	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	if (cache == NULL)
-		cache = palloc0(sizeof(MatchCache));
-	else
 	{
-		pfree(cache->filters);
-		pfree(cache->copy);
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(MatchCache));
+		cache->cxt = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "meter.matches filters",
+										   ALLOCSET_SMALL_SIZES);
+		fcinfo->flinfo->fn_extra = cache;
 	}
-	cache->len = len;
-	cache->copy = palloc(len + VARHDRSZ);
-	SET_VARSIZE(cache->copy, len + VARHDRSZ);
-	memcpy(VARDATA(cache->copy), VARDATA_ANY(arg), len);
-	cache->filters = filters_unpack(cache->copy);
-	fcinfo->flinfo->fn_extra = cache;
+	else
+		MemoryContextReset(cache->cxt);
+	cache->filters = NULL;
+	cache->len = 0;
+	old = MemoryContextSwitchTo(cache->cxt);
+	cache->data = palloc(len);
+	memcpy(cache->data, VARDATA_ANY(arg), len);
+	cache->filters = filters_unpack(arg);
 	MemoryContextSwitchTo(old);
+	cache->len = len;
 	return cache->filters;
 }
 

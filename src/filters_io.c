@@ -305,7 +305,8 @@ filters_pack(ParsedFilter *fs, int nkeys)
 				char	  **hit = bsearch(&f->numbers[i], distinct, nd, sizeof(char *),
 										  compare_cstring_ptrs);
 
-				Assert(hit != NULL);
+				if (hit == NULL)
+					elog(ERROR, "canonical number of a filter value not found");
 				values[vi + i].number_off = distinct_off[hit - distinct];
 			}
 		vi += f->nvalues;
@@ -395,6 +396,10 @@ filters_unpack(struct varlena *stored)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("unsupported meter.filters format version %d", d->version)));
+	/* Everything in CurrentMemoryContext, as callers that cache the result expect:
+	 * copy a datum that was not detoasted (it may live in a disk buffer). */
+	if ((struct varlena *) d == stored)
+		d = (FiltersData *) memcpy(palloc(VARSIZE(d)), d, VARSIZE(d));
 	ke = (FilterKeyEntry *) ((char *) d + sizeof(FiltersData));
 	ve = (FilterValueEntry *) (ke + d->nkeys);
 	ne = (int32 *) (ve + d->nvalues);
@@ -633,4 +638,76 @@ meter_filter_values(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	PG_RETURN_ARRAYTYPE_P(cstrings_to_text_array((const char *const *) &k->values[0].text,
 												 k->nvalues, sizeof(FilterValue)));
+}
+
+/*
+ * Ordering, for the btree operator class (ORDER BY, count(DISTINCT …), merge joins):
+ * key by key (byte order), each key's values in order, a prefix first. It is 0 exactly
+ * when the canonical forms are equal, as btree requires of =.
+ */
+static int
+filters_compare(const Filters *a, const Filters *b)
+{
+	for (int k = 0; k < a->nkeys && k < b->nkeys; k++)
+	{
+		const FilterKey *ka = &a->keys[k];
+		const FilterKey *kb = &b->keys[k];
+		int			c = strcmp(ka->key, kb->key);
+
+		if (c != 0)
+			return c < 0 ? -1 : 1;
+		for (int i = 0; i < ka->nvalues && i < kb->nvalues; i++)
+		{
+			c = strcmp(ka->values[i].text, kb->values[i].text);
+			if (c != 0)
+				return c < 0 ? -1 : 1;
+		}
+		if (ka->nvalues != kb->nvalues)
+			return ka->nvalues < kb->nvalues ? -1 : 1;
+	}
+	if (a->nkeys != b->nkeys)
+		return a->nkeys < b->nkeys ? -1 : 1;
+	return 0;
+}
+
+#define FILTERS_CMP() filters_compare(PG_GETARG_FILTERS(0), PG_GETARG_FILTERS(1))
+
+/* meter.filters_cmp(a, b): btree support function 1 (-1, 0, 1). */
+PG_FUNCTION_INFO_V1(meter_filters_cmp);
+Datum
+meter_filters_cmp(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(FILTERS_CMP());
+}
+
+/* meter.filters_lt(a, b): the < operator. */
+PG_FUNCTION_INFO_V1(meter_filters_lt);
+Datum
+meter_filters_lt(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(FILTERS_CMP() < 0);
+}
+
+/* meter.filters_le(a, b): the <= operator. */
+PG_FUNCTION_INFO_V1(meter_filters_le);
+Datum
+meter_filters_le(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(FILTERS_CMP() <= 0);
+}
+
+/* meter.filters_gt(a, b): the > operator. */
+PG_FUNCTION_INFO_V1(meter_filters_gt);
+Datum
+meter_filters_gt(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(FILTERS_CMP() > 0);
+}
+
+/* meter.filters_ge(a, b): the >= operator. */
+PG_FUNCTION_INFO_V1(meter_filters_ge);
+Datum
+meter_filters_ge(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(FILTERS_CMP() >= 0);
 }

@@ -57,7 +57,7 @@ CREATE OPERATOR pg_catalog.= (
 	FUNCTION = meter.aggregation_eq,
 	COMMUTATOR = OPERATOR(pg_catalog.=), NEGATOR = OPERATOR(pg_catalog.<>),
 	RESTRICT = pg_catalog.eqsel, JOIN = pg_catalog.eqjoinsel,
-	HASHES
+	HASHES, MERGES
 );
 COMMENT ON OPERATOR pg_catalog.= (meter.aggregation, meter.aggregation) IS 'equal aggregations';
 
@@ -85,11 +85,72 @@ CREATE OPERATOR meter.<> (
 );
 COMMENT ON OPERATOR meter.<> (meter.aggregation, meter.aggregation) IS 'different aggregations';
 
+-- Ordering (by type (enum order), then field, multiplier, bucket_size): for ORDER BY, count(DISTINCT …) and merge joins.
+CREATE FUNCTION meter.aggregation_cmp(meter.aggregation, meter.aggregation) RETURNS integer
+	AS 'MODULE_PATHNAME', 'meter_aggregation_cmp' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION meter.aggregation_cmp(meter.aggregation, meter.aggregation) IS
+	'Order of two values of meter.aggregation: -1, 0 or 1 (by type (enum order), then field, multiplier, bucket_size)';
+
+CREATE FUNCTION meter.aggregation_lt(meter.aggregation, meter.aggregation) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'meter_aggregation_lt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION meter.aggregation_lt(meter.aggregation, meter.aggregation) IS 'less than (the < operator)';
+CREATE OPERATOR meter.< (
+	LEFTARG = meter.aggregation, RIGHTARG = meter.aggregation, FUNCTION = meter.aggregation_lt,
+	COMMUTATOR = OPERATOR(meter.>), NEGATOR = OPERATOR(meter.>=),
+	RESTRICT = pg_catalog.scalarltsel, JOIN = pg_catalog.scalarltjoinsel
+);
+COMMENT ON OPERATOR meter.< (meter.aggregation, meter.aggregation) IS 'aggregation less than';
+
+CREATE FUNCTION meter.aggregation_le(meter.aggregation, meter.aggregation) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'meter_aggregation_le' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION meter.aggregation_le(meter.aggregation, meter.aggregation) IS 'less than or equal (the <= operator)';
+CREATE OPERATOR meter.<= (
+	LEFTARG = meter.aggregation, RIGHTARG = meter.aggregation, FUNCTION = meter.aggregation_le,
+	COMMUTATOR = OPERATOR(meter.>=), NEGATOR = OPERATOR(meter.>),
+	RESTRICT = pg_catalog.scalarlesel, JOIN = pg_catalog.scalarlejoinsel
+);
+COMMENT ON OPERATOR meter.<= (meter.aggregation, meter.aggregation) IS 'aggregation less than or equal';
+
+CREATE FUNCTION meter.aggregation_gt(meter.aggregation, meter.aggregation) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'meter_aggregation_gt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION meter.aggregation_gt(meter.aggregation, meter.aggregation) IS 'greater than (the > operator)';
+CREATE OPERATOR meter.> (
+	LEFTARG = meter.aggregation, RIGHTARG = meter.aggregation, FUNCTION = meter.aggregation_gt,
+	COMMUTATOR = OPERATOR(meter.<), NEGATOR = OPERATOR(meter.<=),
+	RESTRICT = pg_catalog.scalargtsel, JOIN = pg_catalog.scalargtjoinsel
+);
+COMMENT ON OPERATOR meter.> (meter.aggregation, meter.aggregation) IS 'aggregation greater than';
+
+CREATE FUNCTION meter.aggregation_ge(meter.aggregation, meter.aggregation) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'meter_aggregation_ge' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION meter.aggregation_ge(meter.aggregation, meter.aggregation) IS 'greater than or equal (the >= operator)';
+CREATE OPERATOR meter.>= (
+	LEFTARG = meter.aggregation, RIGHTARG = meter.aggregation, FUNCTION = meter.aggregation_ge,
+	COMMUTATOR = OPERATOR(meter.<=), NEGATOR = OPERATOR(meter.<),
+	RESTRICT = pg_catalog.scalargesel, JOIN = pg_catalog.scalargejoinsel
+);
+COMMENT ON OPERATOR meter.>= (meter.aggregation, meter.aggregation) IS 'aggregation greater than or equal';
+
+CREATE OPERATOR CLASS meter.aggregation_btree_ops
+	DEFAULT FOR TYPE meter.aggregation USING btree AS
+	OPERATOR 1 meter.< (meter.aggregation, meter.aggregation),
+	OPERATOR 2 meter.<= (meter.aggregation, meter.aggregation),
+	OPERATOR 3 pg_catalog.= (meter.aggregation, meter.aggregation),
+	OPERATOR 4 meter.>= (meter.aggregation, meter.aggregation),
+	OPERATOR 5 meter.> (meter.aggregation, meter.aggregation),
+	FUNCTION 1 meter.aggregation_cmp(meter.aggregation, meter.aggregation);
+COMMENT ON OPERATOR CLASS meter.aggregation_btree_ops USING btree IS
+	'Ordering of meter.aggregation (ORDER BY, DISTINCT, unique indexes)';
+COMMENT ON OPERATOR FAMILY meter.aggregation_btree_ops USING btree IS
+	'Ordering of meter.aggregation (ORDER BY, DISTINCT, unique indexes)';
+
 CREATE OPERATOR CLASS meter.aggregation_hash_ops
 	DEFAULT FOR TYPE meter.aggregation USING hash AS
 	OPERATOR 1 pg_catalog.= (meter.aggregation, meter.aggregation),
 	FUNCTION 1 meter.aggregation_hash(meter.aggregation);
 COMMENT ON OPERATOR CLASS meter.aggregation_hash_ops USING hash IS
+	'Hashing of meter.aggregation (GROUP BY, DISTINCT, hash joins)';
+COMMENT ON OPERATOR FAMILY meter.aggregation_hash_ops USING hash IS
 	'Hashing of meter.aggregation (GROUP BY, DISTINCT, hash joins)';
 
 CREATE FUNCTION meter.aggregation_to_jsonb(meter.aggregation) RETURNS jsonb

@@ -57,7 +57,7 @@ CREATE OPERATOR pg_catalog.= (
 	FUNCTION = meter.filters_eq,
 	COMMUTATOR = OPERATOR(pg_catalog.=), NEGATOR = OPERATOR(pg_catalog.<>),
 	RESTRICT = pg_catalog.eqsel, JOIN = pg_catalog.eqjoinsel,
-	HASHES
+	HASHES, MERGES
 );
 COMMENT ON OPERATOR pg_catalog.= (meter.filters, meter.filters) IS 'equal filter sets';
 
@@ -85,11 +85,72 @@ CREATE OPERATOR meter.<> (
 );
 COMMENT ON OPERATOR meter.<> (meter.filters, meter.filters) IS 'different filter sets';
 
+-- Ordering (key by key, values in order (byte order)): for ORDER BY, count(DISTINCT …) and merge joins.
+CREATE FUNCTION meter.filters_cmp(meter.filters, meter.filters) RETURNS integer
+	AS 'MODULE_PATHNAME', 'meter_filters_cmp' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION meter.filters_cmp(meter.filters, meter.filters) IS
+	'Order of two values of meter.filters: -1, 0 or 1 (key by key, values in order (byte order))';
+
+CREATE FUNCTION meter.filters_lt(meter.filters, meter.filters) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'meter_filters_lt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION meter.filters_lt(meter.filters, meter.filters) IS 'less than (the < operator)';
+CREATE OPERATOR meter.< (
+	LEFTARG = meter.filters, RIGHTARG = meter.filters, FUNCTION = meter.filters_lt,
+	COMMUTATOR = OPERATOR(meter.>), NEGATOR = OPERATOR(meter.>=),
+	RESTRICT = pg_catalog.scalarltsel, JOIN = pg_catalog.scalarltjoinsel
+);
+COMMENT ON OPERATOR meter.< (meter.filters, meter.filters) IS 'filter set less than';
+
+CREATE FUNCTION meter.filters_le(meter.filters, meter.filters) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'meter_filters_le' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION meter.filters_le(meter.filters, meter.filters) IS 'less than or equal (the <= operator)';
+CREATE OPERATOR meter.<= (
+	LEFTARG = meter.filters, RIGHTARG = meter.filters, FUNCTION = meter.filters_le,
+	COMMUTATOR = OPERATOR(meter.>=), NEGATOR = OPERATOR(meter.>),
+	RESTRICT = pg_catalog.scalarlesel, JOIN = pg_catalog.scalarlejoinsel
+);
+COMMENT ON OPERATOR meter.<= (meter.filters, meter.filters) IS 'filter set less than or equal';
+
+CREATE FUNCTION meter.filters_gt(meter.filters, meter.filters) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'meter_filters_gt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION meter.filters_gt(meter.filters, meter.filters) IS 'greater than (the > operator)';
+CREATE OPERATOR meter.> (
+	LEFTARG = meter.filters, RIGHTARG = meter.filters, FUNCTION = meter.filters_gt,
+	COMMUTATOR = OPERATOR(meter.<), NEGATOR = OPERATOR(meter.<=),
+	RESTRICT = pg_catalog.scalargtsel, JOIN = pg_catalog.scalargtjoinsel
+);
+COMMENT ON OPERATOR meter.> (meter.filters, meter.filters) IS 'filter set greater than';
+
+CREATE FUNCTION meter.filters_ge(meter.filters, meter.filters) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'meter_filters_ge' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION meter.filters_ge(meter.filters, meter.filters) IS 'greater than or equal (the >= operator)';
+CREATE OPERATOR meter.>= (
+	LEFTARG = meter.filters, RIGHTARG = meter.filters, FUNCTION = meter.filters_ge,
+	COMMUTATOR = OPERATOR(meter.<=), NEGATOR = OPERATOR(meter.<),
+	RESTRICT = pg_catalog.scalargesel, JOIN = pg_catalog.scalargejoinsel
+);
+COMMENT ON OPERATOR meter.>= (meter.filters, meter.filters) IS 'filter set greater than or equal';
+
+CREATE OPERATOR CLASS meter.filters_btree_ops
+	DEFAULT FOR TYPE meter.filters USING btree AS
+	OPERATOR 1 meter.< (meter.filters, meter.filters),
+	OPERATOR 2 meter.<= (meter.filters, meter.filters),
+	OPERATOR 3 pg_catalog.= (meter.filters, meter.filters),
+	OPERATOR 4 meter.>= (meter.filters, meter.filters),
+	OPERATOR 5 meter.> (meter.filters, meter.filters),
+	FUNCTION 1 meter.filters_cmp(meter.filters, meter.filters);
+COMMENT ON OPERATOR CLASS meter.filters_btree_ops USING btree IS
+	'Ordering of meter.filters (ORDER BY, DISTINCT, unique indexes)';
+COMMENT ON OPERATOR FAMILY meter.filters_btree_ops USING btree IS
+	'Ordering of meter.filters (ORDER BY, DISTINCT, unique indexes)';
+
 CREATE OPERATOR CLASS meter.filters_hash_ops
 	DEFAULT FOR TYPE meter.filters USING hash AS
 	OPERATOR 1 pg_catalog.= (meter.filters, meter.filters),
 	FUNCTION 1 meter.filters_hash(meter.filters);
 COMMENT ON OPERATOR CLASS meter.filters_hash_ops USING hash IS
+	'Hashing of meter.filters (GROUP BY, DISTINCT, hash joins)';
+COMMENT ON OPERATOR FAMILY meter.filters_hash_ops USING hash IS
 	'Hashing of meter.filters (GROUP BY, DISTINCT, hash joins)';
 
 CREATE FUNCTION meter.filters_to_jsonb(meter.filters) RETURNS jsonb
