@@ -244,41 +244,42 @@ def create_meters(cur):
 
 
 def check_rollups(cur, meters):
+    # This session is a superuser (row-level security does not apply): filter by tenant.
     cur.execute("SELECT count(*) FROM meter.verify()")
     check_eq(cur.fetchone()[0], 0, "meter.verify() is empty")
     # COUNT: per customer, rollup events = raw events.
     cur.execute("""
         WITH raw AS (SELECT coalesce(customer_id, '') AS c, coalesce(external_customer_id, '') AS x, count(*) AS n
-                     FROM meter.events WHERE event_name = 'api_call' GROUP BY 1, 2),
+                     FROM meter.events WHERE tenant_id = 'acme' AND event_name = 'api_call' GROUP BY 1, 2),
              r AS (SELECT customer_id AS c, external_customer_id AS x, sum(events) AS n
                    FROM meter.rollups WHERE meter_id = %s GROUP BY 1, 2)
         SELECT count(*) FROM raw FULL JOIN r USING (c, x) WHERE raw.n IS DISTINCT FROM r.n""", (meters["calls"],))
     check_eq(cur.fetchone()[0], 0, "COUNT meter: rollup totals per customer equal the raw event counts")
     cur.execute("SELECT coalesce(sum(events), 0) FROM meter.rollups WHERE meter_id = %s", (meters["calls"],))
     total_calls = cur.fetchone()[0]
-    cur.execute("SELECT count(*) FROM meter.events WHERE event_name = 'api_call'")
+    cur.execute("SELECT count(*) FROM meter.events WHERE tenant_id = 'acme' AND event_name = 'api_call'")
     check_eq(total_calls, cur.fetchone()[0], "COUNT meter: total equals the number of api_call events")
     # SUM of tokens (numbers and numeric strings), from the raw events.
     cur.execute("""SELECT coalesce(sum((properties->>'tokens')::numeric), 0) FROM meter.events
-                   WHERE event_name = 'api_call' AND jsonb_typeof(properties->'tokens') IN ('number', 'string')""")
+                   WHERE tenant_id = 'acme' AND event_name = 'api_call' AND jsonb_typeof(properties->'tokens') IN ('number', 'string')""")
     want_sum = cur.fetchone()[0]
     cur.execute("SELECT coalesce(sum(sum), 0) FROM meter.rollups WHERE meter_id = %s", (meters["tokens"],))
     check_eq(cur.fetchone()[0], want_sum, "SUM meter: rollup total equals the sum over the raw events")
     # Filtered COUNT.
-    cur.execute("SELECT count(*) FROM meter.events WHERE event_name = 'api_call' AND properties->>'model' = 'gpt-4o'")
+    cur.execute("SELECT count(*) FROM meter.events WHERE tenant_id = 'acme' AND event_name = 'api_call' AND properties->>'model' = 'gpt-4o'")
     want = cur.fetchone()[0]
     cur.execute("SELECT coalesce(sum(events), 0) FROM meter.rollups WHERE meter_id = %s", (meters["gpt4o_calls"],))
     check_eq(cur.fetchone()[0], want, "filtered COUNT meter: total equals the matching raw events")
     # MAX.
     cur.execute("""SELECT max((properties->>'tokens')::numeric) FROM meter.events
-                   WHERE event_name = 'api_call' AND jsonb_typeof(properties->'tokens') IN ('number', 'string')""")
+                   WHERE tenant_id = 'acme' AND event_name = 'api_call' AND jsonb_typeof(properties->'tokens') IN ('number', 'string')""")
     want = cur.fetchone()[0]
     cur.execute("SELECT max(max) FROM meter.rollups WHERE meter_id = %s", (meters["max_tokens"],))
     check_eq(cur.fetchone()[0], want, "MAX meter: rollup maximum equals the raw maximum")
     # Re-sent events changed nothing: ingest duplicates again, verify stays empty, totals stay.
     cur.execute("SELECT accepted, duplicates FROM meter.ingest((SELECT jsonb_agg(jsonb_build_object("
                 "'id', id, 'event_name', event_name, 'customer_id', customer_id, 'external_customer_id', "
-                "external_customer_id, 'properties', properties)) FROM meter.events WHERE event_name = 'api_call'))")
+                "external_customer_id, 'properties', properties)) FROM meter.events WHERE tenant_id = 'acme' AND event_name = 'api_call'))")
     acc, dup = cur.fetchone()
     check_eq((acc, dup > 0), (0, True), "re-sending every stored event: all duplicates")
     cur.execute("SELECT coalesce(sum(events), 0) FROM meter.rollups WHERE meter_id = %s", (meters["calls"],))

@@ -104,11 +104,12 @@ ORDER BY v.id
 ON CONFLICT (tenant_id, environment_id, id) DO NOTHING;
 SQL
 
+# deadlock_timeout is lowered only so that a deadlocking build fails fast.
 log_start=0
 [ -r "$log" ] && log_start=$(stat -c %s "$log")
 
 start=$(date +%s)
-PGOPTIONS="-c meter.tenant_id=acme" timeout 120 pgbench -n -c "$clients" -j 2 -t "$per_client" \
+PGOPTIONS="-c meter.tenant_id=acme -c deadlock_timeout=100ms" timeout 90 pgbench -n -c "$clients" -j 2 -t "$per_client" \
 	-f "$work/ingest.sql@1" -f "$work/insert.sql@1" "$db" >"$work/pgbench.out" 2>&1
 rc=$?
 echo "pgbench: ${clients} clients x ${per_client} transactions in $(( $(date +%s) - start )) s (exit $rc)"
