@@ -5,6 +5,7 @@
 
 #include "fmgr.h"
 
+#include "meter_cache.h"
 #include "scope.h"
 
 PG_MODULE_MAGIC;
@@ -15,4 +16,5 @@ void
 _PG_init(void)
 {
 	scope_define_settings();
+	meter_cache_register();
 }

@@ -61,6 +61,24 @@ scope_user(void)
 	return (user_setting && user_setting[0] != '\0') ? user_setting : NULL;
 }
 
+int
+scope_enter(const char *tenant, const char *environment)
+{
+	int			level = NewGUCNestLevel();
+
+	set_config_option("meter.tenant_id", tenant, PGC_USERSET, PGC_S_SESSION,
+					  GUC_ACTION_SAVE, true, 0, false);
+	set_config_option("meter.environment_id", environment, PGC_USERSET, PGC_S_SESSION,
+					  GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+void
+scope_leave(int nest_level)
+{
+	AtEOXact_GUC(true, nest_level);
+}
+
 /*
  * meter.current_tenant() — the tenant of the current scope, or error 55000 when unset.
  * Used as the column default of tenant_id and by the SQL-language functions.

@@ -16,4 +16,12 @@ extern const char *scope_user(void);
 
 extern void scope_define_settings(void);
 
+/*
+ * Run code inside another tenant/environment, as a function's SET clause would: the
+ * settings are restored by scope_leave, or by transaction abort. The trigger and the
+ * maintenance functions use it to act on the rows' own tenant, whatever the session set.
+ */
+extern int	scope_enter(const char *tenant, const char *environment);
+extern void scope_leave(int nest_level);
+
 #endif							/* METER_SCOPE_H */
