@@ -1,7 +1,7 @@
 -- meter.ingest(jsonb) (SPEC §7): rules, errors, dedup, atomicity, scope, defaults.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(119);
+SELECT plan(125);
 
 -- Runs a statement; returns 'SQLSTATE: message | detail | hint' or 'ok'.
 CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
@@ -310,6 +310,29 @@ SELECT lives_ok($$SELECT * FROM meter.ingest('{"id":"événement-1","event_name"
 	'non-ASCII ids and names');
 SELECT results_eq($$SELECT event_name COLLATE "default", customer_id COLLATE "default", source FROM meter.events WHERE tenant_id = 't30' AND id = 'événement-1'$$,
 	$$VALUES ('appel_api'::text, 'client-ü'::text, '日本'::text)$$, 'non-ASCII stored intact');
+
+-- ── Feeding the tracking trigger ──────────────────────────────────────────────────
+CREATE TEMP TABLE t30_meters AS
+	SELECT 'count' AS kind, id FROM meter.create_meter(event_name => 'tracked', name => 'tracked calls')
+	UNION ALL
+	SELECT 'sum', id FROM meter.create_meter(event_name => 'tracked', name => 'tracked tokens',
+		aggregation => '{"type":"SUM","field":"tokens"}');
+SELECT results_eq($$SELECT * FROM meter.ingest('[
+	{"id":"tr1","event_name":"tracked","customer_id":"c1","timestamp":"2024-03-10T20:01:00Z","properties":{"tokens":10}},
+	{"id":"tr2","event_name":"tracked","customer_id":"c1","timestamp":"2024-03-10T20:20:00Z","properties":{"tokens":"2.5"}},
+	{"id":"tr1","event_name":"tracked","customer_id":"c1","timestamp":"2024-03-10T20:01:00Z","properties":{"tokens":1000}},
+	{"id":"tr3","event_name":"tracked","external_customer_id":"x1","timestamp":"2024-03-10T20:02:00Z","properties":{"tokens":"many"}},
+	{"id":"tr4","event_name":"tracked","customer_id":"c1","timestamp":"2024-03-10T20:03:00Z"}]')$$,
+	$$VALUES (4, 1)$$, 'events for two meters');
+SELECT is((SELECT sum(r.events)::int FROM meter.rollups r JOIN t30_meters m ON m.id = r.meter_id WHERE m.kind = 'count'), 4,
+	'the COUNT meter counted the 4 stored events (not the duplicate)');
+SELECT is((SELECT sum(r.sum) FROM meter.rollups r JOIN t30_meters m ON m.id = r.meter_id WHERE m.kind = 'sum'), 12.5,
+	'the SUM meter summed the first copy of tr1 and the numeric string');
+SELECT results_eq($$SELECT * FROM meter.ingest('[{"id":"tr2","event_name":"tracked","customer_id":"c1","properties":{"tokens":99}}]')$$,
+	$$VALUES (0, 1)$$, 're-sent event');
+SELECT is((SELECT sum(r.sum) FROM meter.rollups r JOIN t30_meters m ON m.id = r.meter_id WHERE m.kind = 'sum'), 12.5,
+	'a re-sent event changes no rollup');
+SELECT is_empty($$SELECT * FROM meter.verify()$$, 'meter.verify() is empty after ingesting');
 
 -- ── Roles and search_path ─────────────────────────────────────────────────────────
 CREATE ROLE meter_test30_client;

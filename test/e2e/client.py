@@ -4,9 +4,9 @@
   (a) meter.ingest() with a JSON array (FlexPrice's bulk format), including a 100k batch;
   (b) a multi-row INSERT into meter.events;
   (c) COPY into meter.events;
-plus re-sent events (duplicates), row-level security between tenants, and — when the
-tracking trigger and meter.verify() are installed — meters whose rollups must equal what
-the raw events say.
+plus re-sent events (duplicates), row-level security between tenants, and meters of
+several types whose rollups (kept by the tracking trigger) must equal what the raw events
+say: meter.verify() empty, rollup totals equal to totals computed from meter.events.
 
 Connects with PGHOST/PGPORT/PGUSER from the environment, creates its own database and
 drops it afterwards. Exit status 0 means every check passed.
@@ -54,7 +54,7 @@ def ingest(cur, events):
 
 
 def have_tracking(cur):
-    """True once the lead's trigger, meter.create_meter and meter.verify are installed."""
+    """True when the tracking trigger, meter.create_meter and meter.verify are installed."""
     cur.execute("""
         SELECT (SELECT count(*) FROM pg_catalog.pg_proc p
                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
@@ -93,11 +93,8 @@ def run(conn, role):
     cur.execute("SET meter.tenant_id = %s", (TENANT,))
 
     tracking = have_tracking(cur)
-    meters = {}
-    if tracking:
-        meters = create_meters(cur)
-    else:
-        print("skip  rollup checks: meter.track_usage / meter.verify / meter.create_meter not installed yet")
+    check(tracking, "meter.track_usage is attached to meter.events; meter.create_meter and meter.verify exist")
+    meters = create_meters(cur) if tracking else {}
 
     # What the client sent and expects stored: id -> (event_name, customer, external, ts, props)
     sent = {}
