@@ -356,6 +356,11 @@ class MeterChurn(threading.Thread):
                                 "AND tenant_id = %s AND environment_id = %s", (self.p + '_max', self.tenant, self.env))
                 conn.commit()
                 s.bump('meter_changes')
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
+                if not s.args.expect_crash:
+                    with s.lock:
+                        s.errors.append('churn: %s' % str(e).strip())
+                return
             except psycopg2.Error as e:
                 with s.lock:
                     s.errors.append('churn: %s %s' % (e.pgcode, str(e).strip()))
@@ -366,6 +371,10 @@ class MeterChurn(threading.Thread):
             cur.execute("UPDATE meter.meters SET status = 'published' WHERE id = %s AND status = 'archived' "
                         "AND tenant_id = %s AND environment_id = %s", (self.p + '_max', self.tenant, self.env))
             conn.commit()
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
+            if not s.args.expect_crash:
+                with s.lock:
+                    s.errors.append('churn (final): %s' % str(e).strip())
         except psycopg2.Error as e:
             with s.lock:
                 s.errors.append('churn (final): %s %s' % (e.pgcode, str(e).strip()))
@@ -416,7 +425,7 @@ def cmd_run(args):
     print('driver: ' + ' '.join('%s=%d' % kv for kv in cnt.items()))
     print('driver: %.0f events sent/s, %.0f new events stored/s, %.0f transactions/s'
           % (cnt['events_sent'] / elapsed, cnt['events_acked_new'] / elapsed, cnt['committed'] / elapsed))
-    with open(args.model, 'w') as f:
+    with open(args.model[0], 'w') as f:
         json.dump({'model': shared.model, 'counts': cnt, 'errors': shared.errors}, f)
     for e in shared.errors[:20]:
         print('driver: unexpected error: ' + e)
@@ -424,9 +433,10 @@ def cmd_run(args):
 
 
 def cmd_check(args):
-    with open(args.model) as f:
-        data = json.load(f)
-    model = data['model']
+    model = {}
+    for path in args.model:
+        with open(path) as f:
+            model.update(json.load(f)['model'])
     conn = psycopg2.connect(dbname=args.db)
     cur = conn.cursor()
     stored = {}
@@ -454,7 +464,7 @@ def cmd_check(args):
             bad += 1
             if bad <= 10:
                 print('check: id %s: expected %s, stored %s' % (i, json.dumps(want), json.dumps(got)))
-    extra = [i for i in stored if i not in model and not i.startswith('pre_')]
+    extra = [i for i in stored if i not in model]
     for i in extra[:10]:
         print('check: id %s stored but never acknowledged nor in flight: %s' % (i, json.dumps(stored[i])))
     print('check: %d ids in the model (%d deleted or absent, %d uncertain), %d stored, %d wrong, %d unexpected'
@@ -497,7 +507,7 @@ def check_usage(cur, model):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('command', choices=['run', 'check'])
-    p.add_argument('model')
+    p.add_argument('model', nargs='+', help='run: the file to write; check: the files to read')
     p.add_argument('--db', required=True)
     p.add_argument('--role', default='')
     p.add_argument('--clients', type=int, default=8)
