@@ -21,6 +21,10 @@
 # COUNT and SUM usage per customer equal the figures computed by the driver from its own
 # record of acknowledged events.
 #
+# Knobs: STRESS_CLIENTS, STRESS_SECONDS, STRESS_BATCH (events per insert, max), STRESS_SEED,
+# STRESS_MIX (weights of insert,resend,shared,update,delete; default 50,12,8,18,12),
+# STRESS_CHURN=0 (no meter changes), STRESS_SABOTAGE=1 (self-test: corrupt one event and
+# one rollup after the run; the checks must then fail).
 # Uses PGHOST/PGPORT/PGUSER and its own database. Exit 0 = pass.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
