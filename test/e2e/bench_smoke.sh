@@ -3,7 +3,7 @@
 # the test cluster and check that it ran and printed every figure line. No timing checks.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-out=$(BENCH_EXISTING=1 BENCH_N=2000 BENCH_REPS=1 BENCH_MEMORY_N=2000 BENCH_SCALING=1 \
+out=$(BENCH_EXISTING=1 BENCH_N=2000 BENCH_REPS=1 BENCH_MEMORY_N=2000 BENCH_SCALING=1 BENCH_PLPGSQL_COPY=1 \
 	BENCH_SCALING_N=4000 BENCH_DB=meter_bench_smoke_$$ scripts/bench.sh 2>&1) || {
 	echo "$out"; echo "bench.sh failed"; exit 1; }
 echo "$out"
