@@ -146,26 +146,6 @@ state_to_text(AggregateState *st)
 /* Text input: what each key of the JSON must be. */
 #define TEXT_CODE ERRCODE_INVALID_PARAMETER_VALUE
 
-static const char *
-json_type_name(const JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvNull:
-			return "null";
-		case jbvString:
-			return "a string";
-		case jbvNumeric:
-			return "a number";
-		case jbvBool:
-			return "a boolean";
-		case jbvBinary:
-			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
-		default:
-			return "a JSON value";
-	}
-}
-
 static void
 expect_type(const JsonbValue *v, enum jbvType type, bool is_array, const char *what)
 {
@@ -185,7 +165,7 @@ expect_type(const JsonbValue *v, enum jbvType type, bool is_array, const char *w
 			return;
 		want = type == jbvString ? "a string" : "a number";
 	}
-	state_invalid(TEXT_CODE, psprintf("%s must be %s, not %s.", what, want, json_type_name(v)));
+	state_invalid(TEXT_CODE, psprintf("%s must be %s, not %s.", what, want, json_value_kind(v)));
 }
 
 static char *

@@ -54,27 +54,6 @@ window_list(void)
 	return "MINUTE, 15MIN, 30MIN, HOUR, 3HOUR, 6HOUR, 12HOUR, DAY, WEEK, MONTH";
 }
 
-/* "a string", "a number", … for error details. */
-static const char *
-json_kind(const JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvNull:
-			return "null";
-		case jbvString:
-			return "a string";
-		case jbvNumeric:
-			return "a number";
-		case jbvBool:
-			return "a boolean";
-		case jbvBinary:
-			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
-		default:
-			return "a JSON value";
-	}
-}
-
 static void error_invalid_type(const char *detail_fmt, const char *arg) pg_attribute_noreturn();
 
 static void
@@ -213,7 +192,7 @@ aggregation_from_jsonb(Jsonb *jb)
 	if (!has_type)
 		error_invalid_type("The key \"type\" is missing%s.", "");
 	if (type_v.type != jbvString)
-		error_invalid_type("\"type\" is %s, not a string.", json_kind(&type_v));
+		error_invalid_type("\"type\" is %s, not a string.", json_value_kind(&type_v));
 	{
 		char	   *name = pnstrdup(type_v.val.string.val, type_v.val.string.len);
 
@@ -229,7 +208,7 @@ aggregation_from_jsonb(Jsonb *jb)
 	if (has_field && field_v.type != jbvNull)
 	{
 		if (field_v.type != jbvString)
-			error_field_type(json_kind(&field_v));
+			error_field_type(json_value_kind(&field_v));
 		if (field_v.val.string.len > 0)
 			agg.field = pnstrdup(field_v.val.string.val, field_v.val.string.len);
 	}
@@ -268,7 +247,7 @@ aggregation_from_jsonb(Jsonb *jb)
 			if (mult_v.type == jbvString)
 				error_invalid_multiplier("\"%s\" is not a number.",
 										 pnstrdup(mult_v.val.string.val, mult_v.val.string.len));
-			error_invalid_multiplier("\"multiplier\" is %s, not a number.", json_kind(&mult_v));
+			error_invalid_multiplier("\"multiplier\" is %s, not a number.", json_value_kind(&mult_v));
 		}
 		canonical = number_canonical(n);
 		if (canonical[0] == '-' || strcmp(canonical, "0") == 0)
@@ -296,7 +275,7 @@ aggregation_from_jsonb(Jsonb *jb)
 					 errdetail("Aggregation type %s takes no bucket_size.", agg_type_names[agg.type]),
 					 errhint("Remove \"bucket_size\", or use \"type\":\"MAX\" or \"type\":\"SUM\".")));
 		if (bucket_v.type != jbvString)
-			error_invalid_bucket("\"bucket_size\" is %s, not a string.", json_kind(&bucket_v));
+			error_invalid_bucket("\"bucket_size\" is %s, not a string.", json_value_kind(&bucket_v));
 		name = pnstrdup(bucket_v.val.string.val, bucket_v.val.string.len);
 		w = window_size_from_name(name);
 		if (w < 0)
@@ -426,17 +405,8 @@ Datum
 meter_aggregation_recv(PG_FUNCTION_ARGS)
 {
 	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
-	int			version = pq_getmsgint(buf, 1);
-	char	   *str;
-	int			nbytes;
 
-	if (version != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("unsupported meter.aggregation binary format version %d", version),
-				 errhint("Version 1 is a version byte followed by the JSON text.")));
-	str = pq_getmsgtext(buf, buf->len - buf->cursor, &nbytes);
-	PG_RETURN_POINTER(aggregation_from_cstring(str));
+	PG_RETURN_POINTER(aggregation_from_cstring(json_input_recv_text(buf, "meter.aggregation")));
 }
 
 /* meter.aggregation_send(meter.aggregation): a version byte (1) then the canonical JSON. */
@@ -444,13 +414,7 @@ PG_FUNCTION_INFO_V1(meter_aggregation_send);
 Datum
 meter_aggregation_send(PG_FUNCTION_ARGS)
 {
-	char	   *str = aggregation_to_cstring(PG_GETARG_AGGREGATION(0));
-	StringInfoData buf;
-
-	pq_begintypsend(&buf);
-	pq_sendint8(&buf, 1);
-	pq_sendtext(&buf, str, strlen(str));
-	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+	PG_RETURN_BYTEA_P(json_input_send_text(aggregation_to_cstring(PG_GETARG_AGGREGATION(0))));
 }
 
 /* Equal stored forms: the stored form is canonical, so equal bytes ⇔ equal values. */

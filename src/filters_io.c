@@ -68,26 +68,6 @@ typedef struct ParsedFilter
 	char	  **numbers;		/* number_canonical of each value, or NULL */
 } ParsedFilter;
 
-static const char *
-json_kind(const JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvNull:
-			return "null";
-		case jbvString:
-			return "a string";
-		case jbvNumeric:
-			return "a number";
-		case jbvBool:
-			return "a boolean";
-		case jbvBinary:
-			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
-		default:
-			return "a JSON value";
-	}
-}
-
 static int
 compare_cstring_ptrs(const void *a, const void *b)
 {
@@ -126,7 +106,7 @@ parse_filter(JsonbValue *elem, int index, ParsedFilter *f)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("filter must be a JSON object"),
-				 errdetail("Element %d of the filters array is %s.", index, json_kind(elem)),
+				 errdetail("Element %d of the filters array is %s.", index, json_value_kind(elem)),
 				 errhint("Write each filter as {\"key\":\"<property>\",\"values\":[\"<value>\", …]}.")));
 
 	f->key = NULL;
@@ -147,7 +127,7 @@ parse_filter(JsonbValue *elem, int index, ParsedFilter *f)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("filter key must be a string"),
-						 errdetail("\"key\" of filter %d is %s.", index, json_kind(&v)),
+						 errdetail("\"key\" of filter %d is %s.", index, json_value_kind(&v)),
 						 errhint("Name the property as a JSON string, e.g. \"key\":\"model\".")));
 			if (v.type == jbvString)
 				f->key = pnstrdup(v.val.string.val, v.val.string.len);
@@ -178,7 +158,7 @@ parse_filter(JsonbValue *elem, int index, ParsedFilter *f)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("filter values must be an array of strings"),
-				 errdetail("\"values\" of filter \"%s\" is %s.", f->key, json_kind(&values_v)),
+				 errdetail("\"values\" of filter \"%s\" is %s.", f->key, json_value_kind(&values_v)),
 				 errhint("Write \"values\":[\"<value>\", …].")));
 	n = (has_values && values_v.type == jbvBinary) ?
 		JsonContainerSize(values_v.val.binary.data) : 0;
@@ -200,7 +180,7 @@ parse_filter(JsonbValue *elem, int index, ParsedFilter *f)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("filter values must be an array of strings"),
-					 errdetail("Value %d of filter \"%s\" is %s.", f->nvalues, f->key, json_kind(&v)),
+					 errdetail("Value %d of filter \"%s\" is %s.", f->nvalues, f->key, json_value_kind(&v)),
 					 errhint("Quote every value, e.g. \"values\":[\"1\",\"true\"]; numbers and booleans in events still match their text.")));
 		f->values[f->nvalues++] = pnstrdup(v.val.string.val, v.val.string.len);
 	}
@@ -521,17 +501,8 @@ Datum
 meter_filters_recv(PG_FUNCTION_ARGS)
 {
 	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
-	int			version = pq_getmsgint(buf, 1);
-	char	   *str;
-	int			nbytes;
 
-	if (version != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("unsupported meter.filters binary format version %d", version),
-				 errhint("Version 1 is a version byte followed by the JSON text.")));
-	str = pq_getmsgtext(buf, buf->len - buf->cursor, &nbytes);
-	PG_RETURN_POINTER(filters_from_cstring(str));
+	PG_RETURN_POINTER(filters_from_cstring(json_input_recv_text(buf, "meter.filters")));
 }
 
 /* meter.filters_send(meter.filters): a version byte (1) then the canonical JSON text. */
@@ -539,13 +510,7 @@ PG_FUNCTION_INFO_V1(meter_filters_send);
 Datum
 meter_filters_send(PG_FUNCTION_ARGS)
 {
-	char	   *str = filters_to_cstring(PG_GETARG_FILTERS(0));
-	StringInfoData buf;
-
-	pq_begintypsend(&buf);
-	pq_sendint8(&buf, 1);
-	pq_sendtext(&buf, str, strlen(str));
-	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+	PG_RETURN_BYTEA_P(json_input_send_text(filters_to_cstring(PG_GETARG_FILTERS(0))));
 }
 
 /* Equal stored forms: the stored form is canonical, so equal bytes ⇔ equal filters. */

@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include "libpq/pqformat.h"
+
 #include "common/jsonapi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
@@ -165,4 +167,49 @@ json_input_parse(char *str, const char *typname, const char *example,
 				 errhint("Write JSON such as %s.", example)));
 
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(str)));
+}
+
+const char *
+json_value_kind(const JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvString:
+			return "a string";
+		case jbvNumeric:
+			return "a number";
+		case jbvBool:
+			return "a boolean";
+		case jbvBinary:
+			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
+		default:
+			return "a JSON value";
+	}
+}
+
+char *
+json_input_recv_text(StringInfo buf, const char *typname)
+{
+	int			version = pq_getmsgint(buf, 1);
+	int			nbytes;
+
+	if (version != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("unsupported %s binary format version %d", typname, version),
+				 errhint("Version 1 is a version byte followed by the JSON text.")));
+	return pq_getmsgtext(buf, buf->len - buf->cursor, &nbytes);
+}
+
+bytea *
+json_input_send_text(const char *canonical)
+{
+	StringInfoData buf;
+
+	pq_begintypsend(&buf);
+	pq_sendint8(&buf, 1);
+	pq_sendtext(&buf, canonical, strlen(canonical));
+	return pq_endtypsend(&buf);
 }

@@ -5,6 +5,7 @@
 #ifndef METER_JSON_INPUT_H
 #define METER_JSON_INPUT_H
 
+#include "lib/stringinfo.h"
 #include "utils/jsonb.h"
 
 /*
@@ -18,5 +19,13 @@ typedef void (*json_input_number_hook) (const char *top_key, const char *literal
  * syntax error ("Write JSON such as <example>."). */
 extern Jsonb *json_input_parse(char *str, const char *typname, const char *example,
 							   json_input_number_hook number_hook);
+
+/* "null", "a string", "a number", "a boolean", "an array", "an object": for errors. */
+extern const char *json_value_kind(const JsonbValue *v);
+
+/* Binary I/O of the JSON-based types: a version byte (1), then the JSON text. recv
+ * returns the text to validate like text input; send wraps canonical text. */
+extern char *json_input_recv_text(StringInfo buf, const char *typname);
+extern bytea *json_input_send_text(const char *canonical);
 
 #endif							/* METER_JSON_INPUT_H */
