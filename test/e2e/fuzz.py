@@ -31,7 +31,7 @@ import time
 
 import psycopg2
 
-N = int(os.environ.get("FUZZ_N", "100000"))
+N = int(os.environ.get("FUZZ_N", "5000" if os.environ.get("METER_VALGRIND") == "1" else "100000"))
 SEED = int(os.environ.get("FUZZ_SEED", str(random.randrange(1 << 30))))
 DB = "meter_fuzz_%d" % os.getpid()
 DB_ASCII = "meter_fuzz_ascii_%d" % os.getpid()
