@@ -90,6 +90,8 @@ cluster_start() {
 # is an error (valgrind_check). About 20 times slower.
 valgrind_start() {
 	local dir=$1 port=$2 i
+	# JIT would load LLVM into every backend: far slower under valgrind, and not ours.
+	echo "jit = off" >>"$dir/data/postgresql.conf"
 	cp "$(dirname "${BASH_SOURCE[0]}")/../test/valgrind.supp" "$dir/valgrind.supp"
 	chmod 644 "$dir/valgrind.supp"
 	as_pg sh -c "valgrind --quiet --trace-children=yes --leak-check=no --error-limit=no \
