@@ -199,7 +199,8 @@ SELECT CASE WHEN to_regprocedure('meter.ingest(jsonb)') IS NULL THEN skip('meter
 SELECT is(pg_temp.as_role('meter_tap_admin', 'tA',
 	$$SELECT id FROM meter.create_meter('api', 'A count', id => 'priv_a2')$$), 'priv_a2',
 	'admin: defines a meter in its tenant');
-SELECT is((SELECT value FROM meter.usage('priv_a2', '2024-01-01', '2024-01-02')), 2::numeric,
+SELECT is((SELECT value FROM meter.usage('priv_a2', '2024-01-01', '2024-01-02')),
+	CASE WHEN to_regprocedure('meter.ingest(jsonb)') IS NULL THEN 2::numeric ELSE 3::numeric END,
 	'the admin''s new meter is built from the existing events');
 SELECT is(pg_temp.as_role('meter_tap_admin', 'tA',
 	$$SELECT meter.filter_keys(filters)::text FROM meter.update_meter('priv_a2', '[{"key":"k","values":["v"]}]')$$), '{k}',
