@@ -26,14 +26,8 @@ REVOKE EXECUTE ON FUNCTION meter.refresh_rollups(text[], text[], text[], timesta
 REVOKE EXECUTE ON FUNCTION meter.track(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION meter.untrack(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION meter.rebuild(text) FROM PUBLIC;
--- Writing events is the writers' (meter.grant_writer); meter.ingest may not exist yet.
-DO $$
-BEGIN
-	IF pg_catalog.to_regprocedure('meter.ingest(jsonb)') IS NOT NULL THEN
-		REVOKE EXECUTE ON FUNCTION meter.ingest(jsonb) FROM PUBLIC;
-	END IF;
-END
-$$;
+-- meter.ingest (when present) stays executable by PUBLIC: it runs as the caller, so
+-- only roles that may INSERT into meter.events (writers) can store anything with it.
 
 -- SECURITY DEFINER: rebuilding recomputes the scope's rollups from the raw events, the
 -- same rows the triggers write as the owner; so an admin may rebuild without any write
