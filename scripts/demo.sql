@@ -29,8 +29,8 @@ SELECT * FROM meter.ingest((
 	SELECT jsonb_agg(jsonb_build_object(
 		'event_id', 'evt_' || g,
 		'event_name', CASE WHEN g % 3 = 0 THEN 'api.request' WHEN g % 17 = 0 THEN 'storage.usage' ELSE 'llm.tokens' END,
-		'external_customer_id', (ARRAY['cus_northwind', 'cus_globex', 'cus_globex', 'cus_initech', 'cus_northwind', 'cus_northwind'])[1 + g % 6],
-		'timestamp', to_char('2024-03-10 00:00Z'::timestamptz + g * interval '73 seconds' AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+		'external_customer_id', (ARRAY['cus_northwind', 'cus_globex', 'cus_globex', 'cus_initech', 'cus_northwind', 'cus_northwind'])[1 + (g / 7) % 6],
+		'timestamp', to_char(('2024-03-10 00:00Z'::timestamptz + g * interval '73 seconds') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
 		'source', 'demo',
 		'properties', jsonb_build_object(
 			'model', (ARRAY['gpt-4o', 'o1', 'o1-mini', 'gpt-4o-mini'])[1 + g % 4],

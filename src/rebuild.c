@@ -10,9 +10,12 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/rel.h"
@@ -72,6 +75,26 @@ run_for_meter(HeapTuple row, TupleDesc desc, const char *sql)
 	scope_leave(level);
 }
 
+/*
+ * Is the current command a COPY? pg_dump's restores (pg_restore, or psql running a plain
+ * dump) load meter.meters with COPY, before loading the rollups the dump holds for those
+ * meters: rebuilding there would both duplicate the restored rollups and recompute
+ * published meters before their tracked tables' rows are back. So meters that arrive by
+ * COPY come with their rollups as they are (run meter.rebuild() after loading meters
+ * without rollups).
+ */
+static bool
+command_is_copy(void)
+{
+	const char *q = debug_query_string;
+
+	if (q == NULL)
+		return false;
+	while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+		q++;
+	return pg_strncasecmp(q, "copy", 4) == 0 && !isalnum((unsigned char) q[4]) && q[4] != '_';
+}
+
 static const char *const rebuild_sql = "SELECT pg_catalog.count(*) FROM meter.rebuild($1)";
 static const char *const forget_sql =
 "WITH r AS (DELETE FROM meter.rollups WHERE tenant_id OPERATOR(pg_catalog.=) meter.current_tenant()"
@@ -113,7 +136,9 @@ meter_on_meter_change(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (new_row != NULL && is_published(new_row, desc) &&
+	if (old_row == NULL && command_is_copy())
+		sql = NULL;				/* a restore: the dump's rollups follow */
+	else if (new_row != NULL && is_published(new_row, desc) &&
 		(old_row == NULL || !is_published(old_row, desc) ||
 		 column_changed(old_row, new_row, desc, "event_name") ||
 		 column_changed(old_row, new_row, desc, "aggregation") ||

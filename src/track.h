@@ -5,6 +5,6 @@
 #define METER_TRACK_H
 
 /* Bytes a statement's accumulators may hold before they are written out early. */
-#define TRACK_BATCH_MEMORY (32 * 1024 * 1024)
+#define TRACK_BATCH_MEMORY (16 * 1024 * 1024)
 
 #endif							/* METER_TRACK_H */

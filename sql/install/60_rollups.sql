@@ -18,12 +18,16 @@ CREATE TABLE meter.rollups (
 	max numeric,
 	latest_at timestamptz,                -- greatest timestamp with a usable value
 	latest_value numeric,                 -- its value (ties: the greatest)
-	PRIMARY KEY (tenant_id, environment_id, meter_id, customer_id, external_customer_id, bucket)
+	PRIMARY KEY (tenant_id, environment_id, meter_id, external_customer_id, customer_id, bucket)
 );
 COMMENT ON TABLE meter.rollups IS
 	'Per-meter usage per customer and 15-minute bucket, maintained by meter.track_usage()';
-CREATE INDEX rollups_external_customer_idx
-	ON meter.rollups (tenant_id, environment_id, meter_id, external_customer_id, bucket);
+-- The primary key serves queries by external customer id (FlexPrice's events carry it);
+-- queries by customer_id use this index, which holds only rows that have one, so
+-- events sent with an external id alone cost one index write per rollup, not two.
+CREATE INDEX rollups_customer_idx
+	ON meter.rollups (tenant_id, environment_id, meter_id, customer_id, bucket)
+	WHERE customer_id OPERATOR(pg_catalog.<>) '';
 
 -- COUNT_UNIQUE: the distinct values seen per (meter, customer, bucket), with how many
 -- events carried each, so deletes stay exact.
@@ -36,8 +40,11 @@ CREATE TABLE meter.rollup_values (
 	bucket timestamptz NOT NULL,
 	value text COLLATE "C" NOT NULL,                  -- number_canonical() for numbers, else the text
 	refs bigint NOT NULL,
-	PRIMARY KEY (tenant_id, environment_id, meter_id, customer_id, external_customer_id, bucket, value)
+	PRIMARY KEY (tenant_id, environment_id, meter_id, external_customer_id, customer_id, bucket, value)
 );
+CREATE INDEX rollup_values_customer_idx
+	ON meter.rollup_values (tenant_id, environment_id, meter_id, customer_id, bucket)
+	WHERE customer_id OPERATOR(pg_catalog.<>) '';
 COMMENT ON TABLE meter.rollup_values IS
 	'Distinct values per meter, customer and bucket for COUNT_UNIQUE meters';
 

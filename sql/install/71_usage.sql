@@ -211,6 +211,10 @@ BEGIN
 	IF from_rollups THEN
 		who := replace(replace(who, 'COALESCE(x.customer_id::text, '''')', 'r.customer_id'),
 			'COALESCE(x.external_customer_id::text, '''')', 'r.external_customer_id');
+		-- Lets the planner use the partial indexes on customer_id (rows that have one).
+		IF customer_id IS NOT NULL AND customer_id <> '' THEN
+			who := who || ' AND r.customer_id OPERATOR(pg_catalog.<>) ''''';
+		END IF;
 		roll_q := format(
 			' UNION ALL SELECT width_bucket(r.bucket, $9) AS cell, r.events, r.n, r.sum, r.sum_vt, '
 			'r.min, r.max, CASE WHEN r.latest_at IS NOT NULL '

@@ -1,0 +1,103 @@
+-- The benchmark's workload (SPEC §9, issue 5), loaded by bench/bench.py into a database
+-- where `CREATE EXTENSION meter` was done. Everything the benchmark owns lives in schema
+-- bench; meters live in tenant 'bench' (20 meters, the figures) and 'bench_match' (100
+-- meters on one event name, the matching_meters figure only).
+
+CREATE SCHEMA bench;
+
+-- 2,000 customers; customer k's share of the events ∝ 1/k (customer 1: 1/H(2000) ≈ 1/8.2).
+-- lo holds each customer's lower bound on [0, 1): width_bucket(u, lo) is the customer of u.
+CREATE TABLE bench.customers AS
+SELECT k, 'cust_' || lpad(k::text, 4, '0') AS external_customer_id,
+	(coalesce(sum(1.0 / k) OVER (ORDER BY k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+		/ (SELECT sum(1.0 / i) FROM generate_series(1, 2000) i))::float8 AS lo
+FROM generate_series(1, 2000) k;
+
+-- n events, fixed seed: 5 event names, customers as above, timestamps over 30 days from
+-- 2024-01-01 in roughly increasing order (each up to 10 minutes late), batches of 1,000.
+-- Deterministic as long as it runs in one serial plan (random() after setseed).
+CREATE FUNCTION bench.generate(n integer)
+RETURNS TABLE (g integer, batch integer, id text, event_name text, external_customer_id text,
+	ts timestamptz, properties jsonb)
+LANGUAGE sql VOLATILE AS $$
+	SELECT setseed(0.42);
+	SELECT r.g, (r.g - 1) / 1000 + 1, 'evt_' || lpad(r.g::text, 9, '0'),
+		(ARRAY['llm.tokens', 'api.request', 'storage.gb', 'seat.active', 'job.run'])[1 + floor(r.u_name * 5)::int],
+		'cust_' || lpad(width_bucket(r.u_cust, (SELECT array_agg(c.lo ORDER BY c.k) FROM bench.customers c))::text, 4, '0'),
+		timestamptz '2024-01-01 00:00:00+00'
+			+ (r.g - 1) * (interval '30 days' - interval '10 minutes') / n
+			+ r.u_late * interval '10 minutes',
+		jsonb_build_object(
+			'model', (ARRAY['gpt-4o', 'gpt-4o-mini', 'o1', 'o1-mini', 'claude'])[1 + floor(r.u_model * 5)::int],
+			'region', (ARRAY['us', 'eu', 'ap'])[1 + floor(r.u_region * 3)::int],
+			'tokens', 1 + floor(r.u_tokens * 5000)::int,
+			'duration_ms', 5 + floor(r.u_dur * r.u_dur * 20000)::int,
+			'user_id', 'user_' || floor(r.u_user * 50000)::int,
+			'gb', round((r.u_gb * 100)::numeric, 3))
+	FROM (SELECT g, random() AS u_name, random() AS u_cust, random() AS u_late,
+			random() AS u_model, random() AS u_region, random() AS u_tokens, random() AS u_dur,
+			random() AS u_user, random() AS u_gb
+		FROM generate_series(1, n) g) r
+	ORDER BY r.g
+$$;
+
+-- The 20 meters of tenant 'bench': ~4 per event name, every aggregation type the issue
+-- names, with and without filters. Ids are fixed so that figures can name them.
+CREATE FUNCTION bench.create_meters() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('meter.tenant_id', 'bench', true);
+	PERFORM meter.create_meter('llm.tokens', 'Tokens', '{"type":"SUM","field":"tokens"}', id => 'bm_01');
+	PERFORM meter.create_meter('llm.tokens', 'Tokens gpt-4o/o1-mini in us', '{"type":"SUM","field":"tokens"}',
+		'[{"key":"model","values":["gpt-4o","o1-mini"]},{"key":"region","values":["us"]}]', id => 'bm_02');
+	PERFORM meter.create_meter('llm.tokens', 'LLM calls', id => 'bm_03');
+	PERFORM meter.create_meter('llm.tokens', 'Billed gpt-4o tokens',
+		'{"type":"SUM_WITH_MULTIPLIER","field":"tokens","multiplier":"0.002"}',
+		'[{"key":"model","values":["gpt-4o"]}]', id => 'bm_04');
+	PERFORM meter.create_meter('api.request', 'Requests', id => 'bm_05');
+	PERFORM meter.create_meter('api.request', 'Requests in eu', filters => '[{"key":"region","values":["eu"]}]', id => 'bm_06');
+	PERFORM meter.create_meter('api.request', 'Average latency', '{"type":"AVG","field":"duration_ms"}', id => 'bm_07');
+	PERFORM meter.create_meter('api.request', 'Slowest request', '{"type":"MAX","field":"duration_ms"}', id => 'bm_08');
+	PERFORM meter.create_meter('storage.gb', 'Peak storage', '{"type":"MAX","field":"gb"}', id => 'bm_09');
+	PERFORM meter.create_meter('storage.gb', 'Storage now', '{"type":"LATEST","field":"gb"}', id => 'bm_10');
+	PERFORM meter.create_meter('storage.gb', 'Storage in us', '{"type":"SUM","field":"gb"}',
+		'[{"key":"region","values":["us"]}]', id => 'bm_11');
+	PERFORM meter.create_meter('storage.gb', 'Average storage', '{"type":"AVG","field":"gb"}', id => 'bm_12');
+	PERFORM meter.create_meter('seat.active', 'Active users', '{"type":"COUNT_UNIQUE","field":"user_id"}', id => 'bm_13');
+	PERFORM meter.create_meter('seat.active', 'Active users in eu', '{"type":"COUNT_UNIQUE","field":"user_id"}',
+		'[{"key":"region","values":["eu"]}]', id => 'bm_14');
+	PERFORM meter.create_meter('seat.active', 'Seat pings', id => 'bm_15');
+	PERFORM meter.create_meter('seat.active', 'Last seat gb', '{"type":"LATEST","field":"gb"}',
+		'[{"key":"model","values":["o1","claude"]}]', id => 'bm_16');
+	PERFORM meter.create_meter('job.run', 'Jobs', id => 'bm_17');
+	PERFORM meter.create_meter('job.run', 'Job time', '{"type":"SUM","field":"duration_ms"}', id => 'bm_18');
+	PERFORM meter.create_meter('job.run', 'Jobs on o1 in ap', filters =>
+		'[{"key":"model","values":["o1","o1-mini"]},{"key":"region","values":["ap"]}]', id => 'bm_19');
+	PERFORM meter.create_meter('job.run', 'Longest job in us', '{"type":"MAX","field":"duration_ms"}',
+		'[{"key":"region","values":["us"]}]', id => 'bm_20');
+END $$;
+
+-- 100 meters on one event name in tenant 'bench_match' (no events there): the catalog a
+-- per-event meter lookup has to search. Mixed filters: none, one key, two keys, a user list.
+CREATE FUNCTION bench.create_match_meters() RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+	models text[] := ARRAY['gpt-4o', 'gpt-4o-mini', 'o1', 'o1-mini', 'claude'];
+	regions text[] := ARRAY['us', 'eu', 'ap'];
+	f text;
+BEGIN
+	PERFORM set_config('meter.tenant_id', 'bench_match', true);
+	FOR i IN 1..100 LOOP
+		f := CASE i % 4
+			WHEN 0 THEN '[]'
+			WHEN 1 THEN format('[{"key":"model","values":["%s"]}]', models[1 + i % 5])
+			WHEN 2 THEN format('[{"key":"model","values":["%s","%s"]},{"key":"region","values":["%s"]}]',
+				models[1 + i % 5], models[1 + (i + 1) % 5], regions[1 + i % 3])
+			ELSE format('[{"key":"user_id","values":["user_%s","user_%s","user_%s"]}]', i, i * 7, i * 13)
+		END;
+		PERFORM meter.create_meter('llm.tokens', 'match ' || i,
+			CASE WHEN i % 2 = 0 THEN '{"type":"COUNT"}' ELSE '{"type":"SUM","field":"tokens"}' END::meter.aggregation,
+			f::meter.filters, id => format('mm_%s', lpad(i::text, 3, '0')));
+	END LOOP;
+END $$;
+
+-- Contender "plain": the same table without any trigger.
+CREATE TABLE bench.plain_events (LIKE meter.events INCLUDING ALL);

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The benchmark cannot rot: run it at a smoke size (2,000 events, one repetition) against
+# the test cluster and check that it ran and printed every figure line. No timing checks.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=$(BENCH_EXISTING=1 BENCH_N=2000 BENCH_REPS=1 BENCH_MEMORY_N=2000 BENCH_SCALING=1 BENCH_PLPGSQL_COPY=1 \
+	BENCH_SCALING_N=4000 BENCH_DB=meter_bench_smoke_$$ scripts/bench.sh 2>&1) || {
+	echo "$out"; echo "bench.sh failed"; exit 1; }
+echo "$out"
+status=0
+for f in ingest_batch_vs_plain ingest_copy_vs_plain ingest_batch_vs_plpgsql ingest_copy_vs_plpgsql \
+	match_filter_vs_sql matching_meters_vs_join \
+	usage_largest_sum usage_largest_count_unique usage_median_sum usage_median_count_unique \
+	usage_all_sum usage_all_count_unique rollup_size \
+	aggregate_sum_vs_builtin aggregate_parallel_speedup \
+	memory_copy_growth memory_copy_vs_plain usage_scaling_largest_sum; do
+	if ! echo "$out" | grep -qE "^$f: .* \(target .*\) (ok|MISS|info)  \["; then
+		echo "missing figure line: $f"; status=1
+	fi
+done
+echo "$out" | grep -q '^WARNING' && { echo "the contenders disagree"; status=1; }
+exit $status
