@@ -27,9 +27,18 @@ sql/meter--$(EXTVERSION).sql: $(INSTALL_PARTS) meter.control FORCE
 .PHONY: FORCE
 FORCE:
 
-.PHONY: test demo bench
+.PHONY: test demo bench valgrind ubsan
 test:
 	scripts/test.sh
+# The whole suite with the server under valgrind (non-empty valgrind logs fail).
+valgrind:
+	METER_VALGRIND=1 scripts/test.sh
+# The whole suite with the extension built with UndefinedBehaviorSanitizer (any
+# "runtime error" in the server log fails); objects are rebuilt before and after.
+ubsan:
+	$(MAKE) -s clean
+	EXTRA_CFLAGS="-fsanitize=undefined -fno-sanitize-recover=all" scripts/test.sh; \
+		rc=$$?; $(MAKE) -s clean; exit $$rc
 demo:
 	scripts/demo.sh
 bench:

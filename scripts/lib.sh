@@ -77,8 +77,46 @@ cluster_start() {
 	max_connections = 50
 	$extra
 	CONF
-	as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+	if [ "${METER_VALGRIND:-0}" = 1 ]; then
+		valgrind_start "$dir" "$port" || return 1
+	else
+		as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+	fi
 	export PGHOST=$dir PGPORT=$port PGUSER=postgres
+}
+
+# METER_VALGRIND=1: the server runs under valgrind, one log per process in DIR/vg.PID.log
+# (PostgreSQL's own false positives suppressed by test/valgrind.supp); a non-empty log
+# is an error (valgrind_check). About 20 times slower.
+valgrind_start() {
+	local dir=$1 port=$2 i
+	# JIT would load LLVM into every backend: far slower under valgrind, and not ours.
+	echo "jit = off" >>"$dir/data/postgresql.conf"
+	cp "$(dirname "${BASH_SOURCE[0]}")/../test/valgrind.supp" "$dir/valgrind.supp"
+	chmod 644 "$dir/valgrind.supp"
+	as_pg sh -c "valgrind --quiet --trace-children=yes --leak-check=no --error-limit=no \
+		--num-callers=30 --suppressions='$dir/valgrind.supp' --log-file='$dir/vg.%p.log' \
+		'$PGBIN/postgres' -D '$dir/data' >'$dir/server.log' 2>&1 </dev/null &"
+	for i in $(seq 1 300); do
+		pg_isready -q -h "$dir" -p "$port" && return 0
+		grep -qs FATAL "$dir"/vg.*.log && break
+		sleep 1
+	done
+	echo "the server did not start under valgrind" >&2
+	cat "$dir"/vg.*.log "$dir/server.log" >&2 2>/dev/null
+	return 1
+}
+
+# Print every non-empty valgrind log of the cluster in DIR; fails if there is one.
+valgrind_check() {
+	local dir=$1 f bad=0
+	for f in "$dir"/vg.*.log; do
+		[ -s "$f" ] || continue
+		echo "== valgrind: $f"
+		cat "$f"
+		bad=1
+	done
+	return $bad
 }
 
 cluster_stop() {

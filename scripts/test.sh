@@ -2,7 +2,8 @@
 # The test command: installs what is missing, builds with -Werror, starts a throwaway
 # cluster, runs pg_regress (sql/ → expected/), pgTAP (test/*.sql) and the end-to-end
 # scripts (test/e2e/*), stops the cluster and prints `N passed, N failed` last.
-# Options via environment: TEST_PORT (default 54915), TEST_SCALE (property/stress sizes).
+# Options via environment: TEST_PORT (default 54915), TEST_SCALE (property/stress sizes),
+# METER_VALGRIND=1 (server under valgrind: make valgrind), EXTRA_CFLAGS (make ubsan).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -62,6 +63,21 @@ for t in test/e2e/*; do
 		echo "not ok - $t"; cat "$dir/e2e.log"; failed=$((failed + 1))
 	fi
 done
+
+# 4. Memory and undefined behaviour: UndefinedBehaviorSanitizer reports (make ubsan builds
+# with it) in the server log, valgrind's logs (METER_VALGRIND=1, make valgrind).
+if grep -q 'runtime error:' "$dir/server.log" 2>/dev/null; then
+	echo "not ok - undefined behaviour (server log)"; grep -B2 -A8 'runtime error:' "$dir/server.log" | head -80
+	failed=$((failed + 1))
+fi
+if [ "${METER_VALGRIND:-0}" = 1 ]; then
+	cluster_stop "$dir"
+	if valgrind_check "$dir"; then
+		echo "ok - valgrind: no errors"; passed=$((passed + 1))
+	else
+		echo "not ok - valgrind"; failed=$((failed + 1))
+	fi
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -223,12 +223,21 @@ numeric_plus(Numeric a, Numeric b)
 											   NumericGetDatum(b)));
 }
 
-/* Seconds since 1970 as an exact numeric, like extract(epoch from ts). */
+/*
+ * Seconds since 1970 as an exact numeric, like extract(epoch from ts). Near the end of
+ * the timestamp range (and for infinity) ts + the epoch offset overflows int64: those
+ * take extract()'s own path.
+ */
 static Numeric
 epoch_seconds(TimestampTz ts)
 {
-	return int64_div_fast_to_numeric(ts + ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE)
-										   * USECS_PER_DAY), 6);
+	const int64 offset = (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+
+	if (ts <= PG_INT64_MAX - offset)
+		return int64_div_fast_to_numeric(ts + offset, 6);
+	return DatumGetNumeric(DirectFunctionCall2(extract_timestamptz,
+											   PointerGetDatum(cstring_to_text("epoch")),
+											   TimestampTzGetDatum(ts)));
 }
 
 static void

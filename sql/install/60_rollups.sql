@@ -61,10 +61,15 @@ SELECT pg_catalog.pg_extension_config_dump('meter.rollup_values', '');
 
 -- Events a meter matched but could not use (no usable value for its field): SPEC §7's
 -- visible skip count, derived from the rollups (for COUNT meters n = events).
+-- A view reads its tables with its owner's rights, and the owner bypasses row-level
+-- security: the view applies the scope itself (like the policy), so that no role sees
+-- another tenant's skips through it.
 CREATE VIEW meter.skipped WITH (security_barrier) AS
 	SELECT tenant_id, environment_id, meter_id, customer_id, external_customer_id, bucket,
 		events OPERATOR(pg_catalog.-) n AS skipped
 	FROM meter.rollups
-	WHERE events OPERATOR(pg_catalog.<>) n;
+	WHERE events OPERATOR(pg_catalog.<>) n
+		AND tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('meter.tenant_id', true)
+		AND environment_id OPERATOR(pg_catalog.=) COALESCE(pg_catalog.current_setting('meter.environment_id', true), '');
 COMMENT ON VIEW meter.skipped IS
-	'Events a meter matched but skipped for want of a usable value, per customer and bucket';
+	'Events a meter matched but skipped for want of a usable value, per customer and bucket, in the current scope';
