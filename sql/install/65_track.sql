@@ -20,7 +20,10 @@ COMMENT ON FUNCTION meter.rebuild_all() IS
 	'meter.rebuild() in every tenant and environment with published meters the caller can see';
 
 -- Recompute the given rollup keys of the current scope from the raw events. The trigger
--- calls it for buckets whose events were updated or deleted.
+-- calls it for buckets whose events were updated or deleted. Rows are written one key at
+-- a time through the primary key: the inputs are small, and a join against the rollup
+-- tables could be planned as a scan of every rollup of the tenant whenever the
+-- statistics of these fast-growing tables are stale.
 CREATE FUNCTION meter.refresh_rollups(meter_ids text[], customer_ids text[],
 	external_customer_ids text[], buckets timestamptz[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -30,6 +33,7 @@ DECLARE
 	run_meters text[];
 	run_lo timestamptz[];
 	run_hi timestamptz[];
+	f record;
 BEGIN
 	-- Lock each key's row first (creating an empty one if needed): a concurrent insert
 	-- into these buckets has then either committed, and the next statement sees it, or
@@ -52,38 +56,39 @@ BEGIN
 				FROM unnest(meter_ids, buckets) AS k(m, b)) b) x) y
 	GROUP BY y.meter_id, y.grp) z;
 
-	WITH k AS (
-		SELECT * FROM unnest(meter_ids, customer_ids, external_customer_ids, buckets)
-			AS k(meter_id, customer_id, external_customer_id, bucket)),
-	fresh AS MATERIALIZED (
-		SELECT f.* FROM unnest(run_meters, run_lo, run_hi) AS r(meter_id, lo, hi)
-		CROSS JOIN LATERAL meter.rollups_from_events(r.meter_id, r.lo, r.hi) f)
-	UPDATE meter.rollups r SET events = COALESCE(f.events, 0), n = COALESCE(f.n, 0),
-		sum = f.sum, sum_vt = f.sum_vt, min = f.min, max = f.max,
-		latest_at = f.latest_at, latest_value = f.latest_value
-	FROM k LEFT JOIN fresh f ON f.meter_id = k.meter_id AND f.customer_id = k.customer_id
-		AND f.external_customer_id = k.external_customer_id AND f.bucket = k.bucket
-	WHERE r.tenant_id = t AND r.environment_id = e AND r.meter_id = k.meter_id
-		AND r.customer_id = k.customer_id AND r.external_customer_id = k.external_customer_id
-		AND r.bucket = k.bucket;
+	FOR f IN
+		WITH fresh AS MATERIALIZED (
+			SELECT x.* FROM unnest(run_meters, run_lo, run_hi) AS r(meter_id, lo, hi)
+			CROSS JOIN LATERAL meter.rollups_from_events(r.meter_id, r.lo, r.hi) x)
+		SELECT k.m, k.c, k.x, k.b, fr.events, fr.n, fr.sum, fr.sum_vt, fr.min, fr.max,
+			fr.latest_at, fr.latest_value
+		FROM unnest(meter_ids, customer_ids, external_customer_ids, buckets) AS k(m, c, x, b)
+		LEFT JOIN fresh fr ON fr.meter_id = k.m AND fr.customer_id = k.c
+			AND fr.external_customer_id = k.x AND fr.bucket = k.b
+	LOOP
+		IF f.events IS NULL THEN
+			DELETE FROM meter.rollups r WHERE r.tenant_id = t AND r.environment_id = e
+				AND r.meter_id = f.m AND r.external_customer_id = f.x AND r.customer_id = f.c
+				AND r.bucket = f.b;
+		ELSE
+			UPDATE meter.rollups r SET events = f.events, n = f.n, sum = f.sum,
+				sum_vt = f.sum_vt, min = f.min, max = f.max, latest_at = f.latest_at,
+				latest_value = f.latest_value
+			WHERE r.tenant_id = t AND r.environment_id = e AND r.meter_id = f.m
+				AND r.external_customer_id = f.x AND r.customer_id = f.c AND r.bucket = f.b;
+		END IF;
+		-- Distinct values (COUNT_UNIQUE): the row lock above also guards these.
+		DELETE FROM meter.rollup_values v WHERE v.tenant_id = t AND v.environment_id = e
+			AND v.meter_id = f.m AND v.external_customer_id = f.x AND v.customer_id = f.c
+			AND v.bucket = f.b;
+	END LOOP;
 
-	DELETE FROM meter.rollups r
-	USING unnest(meter_ids, customer_ids, external_customer_ids, buckets) AS k(m, c, x, b)
-	WHERE r.tenant_id = t AND r.environment_id = e AND r.meter_id = k.m
-		AND r.customer_id = k.c AND r.external_customer_id = k.x AND r.bucket = k.b
-		AND r.events = 0;
-
-	-- Distinct values (COUNT_UNIQUE): the row locks above also guard these.
-	DELETE FROM meter.rollup_values v
-	USING unnest(meter_ids, customer_ids, external_customer_ids, buckets) AS k(m, c, x, b)
-	WHERE v.tenant_id = t AND v.environment_id = e AND v.meter_id = k.m
-		AND v.customer_id = k.c AND v.external_customer_id = k.x AND v.bucket = k.b;
 	INSERT INTO meter.rollup_values
-	SELECT f.* FROM unnest(run_meters, run_lo, run_hi) AS r(meter_id, lo, hi)
-	CROSS JOIN LATERAL meter.rollup_values_from_events(r.meter_id, r.lo, r.hi) f
+	SELECT x.* FROM unnest(run_meters, run_lo, run_hi) AS r(meter_id, lo, hi)
+	CROSS JOIN LATERAL meter.rollup_values_from_events(r.meter_id, r.lo, r.hi) x
 	WHERE EXISTS (SELECT 1 FROM unnest(meter_ids, customer_ids, external_customer_ids, buckets)
-		AS k(m, c, x, b) WHERE f.meter_id = k.m AND f.customer_id = k.c
-		AND f.external_customer_id = k.x AND f.bucket = k.b);
+		AS k(m, c, x, b) WHERE x.meter_id = k.m AND x.customer_id = k.c
+		AND x.external_customer_id = k.x AND x.bucket = k.b);
 END $$;
 COMMENT ON FUNCTION meter.refresh_rollups(text[], text[], text[], timestamptz[]) IS
 	'Recompute the given rollups of the current scope from the raw events (used by the trigger)';
