@@ -45,7 +45,7 @@ if ls test/*.sql >/dev/null 2>&1; then
 	n=$(echo "$tap" | sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p')
 	n=${n:-0}
 	k=$(echo "$tap" | grep -oE 'Failed [0-9]+/[0-9]+ subtests' | awk -F'[ /]' '{s+=$2} END {print s+0}')
-	if echo "$tap" | grep -q '^Result: PASS'; then
+	if grep -q '^Result: PASS' <<<"$tap"; then
 		passed=$((passed + n))
 	else
 		[ "$k" -eq 0 ] && k=1

@@ -15,6 +15,7 @@
 
 #include "access/htup_details.h"
 #include "commands/trigger.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "utils/builtins.h"
@@ -45,6 +46,7 @@ static const char *const column_names[NUM_COLS] = {
 typedef struct EventColumns
 {
 	Oid			relid;
+	bool		rebuilt;		/* this statement registered the table and rebuilt usage */
 	AttrNumber	attnum[NUM_COLS];
 } EventColumns;
 
@@ -57,6 +59,32 @@ typedef struct TrackState
 	MemoryContext row_context;
 	char	   *locked_tenant;
 } TrackState;
+
+/*
+ * A table the trigger tracks is a tracked table (SPEC §7: usage, verify and rebuild cover
+ * every tracked table), even when the trigger was attached by hand rather than by
+ * meter.track(). Registering it counts the rows it already holds — this statement's
+ * included — by rebuilding every meter; returns true when it did so.
+ */
+static bool
+register_table(Oid relid)
+{
+	Oid			argtypes[1] = {REGCLASSOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	bool		registered;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("INSERT INTO meter.tracked_tables (relid) VALUES ($1)"
+							  " ON CONFLICT (relid) DO NOTHING", 1, argtypes, args, NULL,
+							  false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "registering a tracked table failed");
+	registered = SPI_processed > 0;
+	if (registered && SPI_execute("SELECT meter.rebuild_all()", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "rebuilding usage for a newly tracked table failed");
+	SPI_finish();
+	return registered;
+}
 
 static EventColumns *
 event_columns(FunctionCallInfo fcinfo, Relation rel)
@@ -87,6 +115,7 @@ event_columns(FunctionCallInfo fcinfo, Relation rel)
 							 RelationGetRelationName(rel))));
 	}
 	fcinfo->flinfo->fn_extra = cols;
+	cols->rebuilt = register_table(cols->relid);
 	return cols;
 }
 
@@ -265,6 +294,8 @@ meter_track_usage(PG_FUNCTION_ARGS)
 	update = TRIGGER_FIRED_BY_UPDATE(trig->tg_event);
 
 	state.columns = event_columns(fcinfo, trig->tg_relation);
+	if (state.columns->rebuilt)
+		return PointerGetDatum(NULL);	/* the rebuild counted this statement's rows */
 	state.call_context = CurrentMemoryContext;
 	state.batch = rollup_batch_create();
 	state.row_context = AllocSetContextCreate(CurrentMemoryContext, "meter track row",

@@ -14,9 +14,11 @@ for f in ingest_batch_vs_plain ingest_copy_vs_plain ingest_batch_vs_plpgsql inge
 	usage_all_sum usage_all_count_unique rollup_size \
 	aggregate_sum_vs_builtin aggregate_parallel_speedup \
 	memory_copy_growth memory_copy_vs_plain usage_scaling_largest_sum; do
-	if ! echo "$out" | grep -qE "^$f: .* \(target .*\) (ok|MISS|info)  \["; then
+	# A here-string, not a pipe: grep -q exits at the first match and, under pipefail,
+	# the writer's SIGPIPE would read as a missing line.
+	if ! grep -qE "^$f: .* \(target .*\) (ok|MISS|info)  \[" <<<"$out"; then
 		echo "missing figure line: $f"; status=1
 	fi
 done
-echo "$out" | grep -q '^WARNING' && { echo "the contenders disagree"; status=1; }
+grep -q '^WARNING' <<<"$out" && { echo "the contenders disagree"; status=1; }
 exit $status

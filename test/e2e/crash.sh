@@ -113,7 +113,7 @@ for cycle in $(seq 1 "$cycles"); do
 	log_start=$(stat -c %s "$dir/server.log")
 	as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
 	check "cycle $cycle: the server restarts" $?
-	tail -c +"$((log_start + 1))" "$dir/server.log" | grep -q "automatic recovery in progress"
+	grep -q "automatic recovery in progress" <<<"$(tail -c +"$((log_start + 1))" "$dir/server.log")"
 	check "cycle $cycle: the restart ran crash recovery" $?
 	verify_all "cycle $cycle"
 	/usr/bin/python3 "$here/load_driver.py" check "${models[@]}" --db meter_crash
