@@ -7,7 +7,7 @@
 # Options via environment:
 #   BENCH_N (default 200000), BENCH_REPS (3), BENCH_MEMORY_N (BENCH_N),
 #   BENCH_SCALING=1 (also measure meter.usage at BENCH_SCALING_N, default 5 x BENCH_N),
-#   BENCH_PORT (default 54916),
+#   BENCH_PORT (default 54917),
 #   BENCH_EXISTING=1: use the running cluster that PGHOST/PGPORT/PGUSER point at (the
 #   extension must be installed there) instead of building and starting one.
 set -euo pipefail
@@ -19,7 +19,7 @@ if [ "${BENCH_EXISTING:-}" != 1 ]; then
 	use_pg_root
 	log "building"
 	build_install
-	port=${BENCH_PORT:-54916}
+	port=${BENCH_PORT:-54917}
 	dir=$(mktemp -d /tmp/meter-bench.XXXXXX)
 	trap 'cluster_stop "$dir"; rm -rf "$dir"' EXIT
 	# fsync off etc. (from cluster_start): the figures measure CPU work, not the disk.
