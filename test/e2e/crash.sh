@@ -23,6 +23,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 # The server binaries of the test run (PATH), not the system's, then the project's helpers.
 PGBIN=$(dirname "$(command -v pg_ctl)")
 . "$here/../../scripts/lib.sh"
+# Its own cluster is killed with -9 on purpose: never under valgrind (make valgrind), whose
+# slow start would race the kill and whose reports a kill -9 would cut short.
+unset METER_VALGRIND
 
 clients=${CRASH_CLIENTS:-6}
 after=${CRASH_AFTER:-3}
