@@ -30,6 +30,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "json_input.h"
 #include "ingest.h"
 #include "scope.h"
 #include "ulid.h"
@@ -98,31 +99,6 @@ static SPIPlanPtr insert_plan = NULL;
 
 /* ── Errors ─────────────────────────────────────────────────────────────────────────── */
 
-/* "a string", "an array", … for error details. */
-static const char *
-json_type_phrase(const JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvNull:
-			return "null";
-		case jbvString:
-			return "a string";
-		case jbvNumeric:
-			return "a number";
-		case jbvBool:
-			return "a boolean";
-		case jbvBinary:
-			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
-		case jbvArray:
-			return "an array";
-		case jbvObject:
-			return "an object";
-		default:
-			return "a JSON value";
-	}
-}
-
 /* A palloc'd copy of s clipped to INGEST_EXCERPT_BYTES on a character boundary. */
 static char *
 excerpt(const char *s, int len)
@@ -159,7 +135,7 @@ wrong_type_error(int index, EventKey key, const JsonbValue *v, const char *expec
 
 	event_error(index,
 				psprintf("\"%s\" must be %s", name, expected),
-				psprintf("has %s for \"%s\".", json_type_phrase(v), name),
+				psprintf("has %s for \"%s\".", json_value_kind(v), name),
 				hint);
 }
 
@@ -547,7 +523,7 @@ collect_events(Jsonb *events, EventBatch *b, const char *tenant, const char *env
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("events must be a JSON object or an array of objects"),
-				 errdetail("Got %s.", json_type_phrase(&scalar)),
+				 errdetail("Got %s.", json_value_kind(&scalar)),
 				 errhint("Pass one event such as {\"event_name\": \"api_call\", \"external_customer_id\": \"cus_1\"}, or an array of them.")));
 	}
 	if (JB_ROOT_IS_OBJECT(events))
@@ -570,7 +546,7 @@ collect_events(Jsonb *events, EventBatch *b, const char *tenant, const char *env
 			CHECK_FOR_INTERRUPTS();
 			if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
 				event_error(index, "not a JSON object",
-							psprintf("is %s.", json_type_phrase(&v)),
+							psprintf("is %s.", json_value_kind(&v)),
 							"Each event is an object such as {\"event_name\": \"api_call\", \"external_customer_id\": \"cus_1\"}.");
 			parse_event(v.val.binary.data, index, b);
 			index++;

@@ -184,6 +184,10 @@ json_value_kind(const JsonbValue *v)
 			return "a boolean";
 		case jbvBinary:
 			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
+		case jbvArray:
+			return "an array";
+		case jbvObject:
+			return "an object";
 		default:
 			return "a JSON value";
 	}
