@@ -417,23 +417,12 @@ meter_aggregation_send(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(json_input_send_text(aggregation_to_cstring(PG_GETARG_AGGREGATION(0))));
 }
 
-/* Equal stored forms: the stored form is canonical, so equal bytes ⇔ equal values. */
-static bool
-aggregation_bytes_equal(PG_FUNCTION_ARGS)
-{
-	struct varlena *a = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0));
-	struct varlena *b = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(1));
-
-	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
-		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
-}
-
 /* meter.aggregation_eq(a, b): the = operator (canonical forms are equal). */
 PG_FUNCTION_INFO_V1(meter_aggregation_eq);
 Datum
 meter_aggregation_eq(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(aggregation_bytes_equal(fcinfo));
+	PG_RETURN_BOOL(canonical_equal(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)));
 }
 
 /* meter.aggregation_ne(a, b): the <> operator. */
@@ -441,7 +430,7 @@ PG_FUNCTION_INFO_V1(meter_aggregation_ne);
 Datum
 meter_aggregation_ne(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(!aggregation_bytes_equal(fcinfo));
+	PG_RETURN_BOOL(!canonical_equal(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)));
 }
 
 /* meter.aggregation_hash(a): hash of the canonical stored form, for the hash opclass. */
@@ -449,9 +438,7 @@ PG_FUNCTION_INFO_V1(meter_aggregation_hash);
 Datum
 meter_aggregation_hash(PG_FUNCTION_ARGS)
 {
-	struct varlena *a = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0));
-
-	return hash_any((unsigned char *) VARDATA_ANY(a), VARSIZE_ANY_EXHDR(a));
+	return canonical_hash(PG_GETARG_DATUM(0));
 }
 
 /* meter.aggregation_to_jsonb(a): the canonical JSON as jsonb (cast meter.aggregation → jsonb). */

@@ -513,23 +513,12 @@ meter_filters_send(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(json_input_send_text(filters_to_cstring(PG_GETARG_FILTERS(0))));
 }
 
-/* Equal stored forms: the stored form is canonical, so equal bytes ⇔ equal filters. */
-static bool
-filters_bytes_equal(FunctionCallInfo fcinfo)
-{
-	struct varlena *a = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0));
-	struct varlena *b = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(1));
-
-	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
-		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
-}
-
 /* meter.filters_eq(a, b): the = operator. */
 PG_FUNCTION_INFO_V1(meter_filters_eq);
 Datum
 meter_filters_eq(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(filters_bytes_equal(fcinfo));
+	PG_RETURN_BOOL(canonical_equal(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)));
 }
 
 /* meter.filters_ne(a, b): the <> operator. */
@@ -537,7 +526,7 @@ PG_FUNCTION_INFO_V1(meter_filters_ne);
 Datum
 meter_filters_ne(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(!filters_bytes_equal(fcinfo));
+	PG_RETURN_BOOL(!canonical_equal(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)));
 }
 
 /* meter.filters_hash(a): hash of the canonical stored form, for the hash opclass. */
@@ -545,9 +534,7 @@ PG_FUNCTION_INFO_V1(meter_filters_hash);
 Datum
 meter_filters_hash(PG_FUNCTION_ARGS)
 {
-	struct varlena *a = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0));
-
-	return hash_any((unsigned char *) VARDATA_ANY(a), VARSIZE_ANY_EXHDR(a));
+	return canonical_hash(PG_GETARG_DATUM(0));
 }
 
 /* meter.filters_to_jsonb(f): cast meter.filters → jsonb (the canonical JSON). */

@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include "common/hashfn.h"
+#include "fmgr.h"
 #include "libpq/pqformat.h"
 
 #include "common/jsonapi.h"
@@ -216,4 +218,22 @@ json_input_send_text(const char *canonical)
 	pq_sendint8(&buf, 1);
 	pq_sendtext(&buf, canonical, strlen(canonical));
 	return pq_endtypsend(&buf);
+}
+
+bool
+canonical_equal(Datum a, Datum b)
+{
+	struct varlena *x = PG_DETOAST_DATUM_PACKED(a);
+	struct varlena *y = PG_DETOAST_DATUM_PACKED(b);
+
+	return VARSIZE_ANY_EXHDR(x) == VARSIZE_ANY_EXHDR(y) &&
+		memcmp(VARDATA_ANY(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(x)) == 0;
+}
+
+Datum
+canonical_hash(Datum a)
+{
+	struct varlena *x = PG_DETOAST_DATUM_PACKED(a);
+
+	return hash_any((unsigned char *) VARDATA_ANY(x), VARSIZE_ANY_EXHDR(x));
 }

@@ -28,4 +28,9 @@ extern const char *json_value_kind(const JsonbValue *v);
 extern char *json_input_recv_text(StringInfo buf, const char *typname);
 extern bytea *json_input_send_text(const char *canonical);
 
+/* Equality and hash of the JSON-based types: their stored form is canonical, so equal
+ * bytes ⇔ equal values. */
+extern bool canonical_equal(Datum a, Datum b);
+extern Datum canonical_hash(Datum a);
+
 #endif							/* METER_JSON_INPUT_H */
