@@ -6,14 +6,17 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" meter.control)
 MODULE_big = meter
 OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
-# The install script is assembled from sql/install/NN_concept.sql, one file per
-# concept, in name order. A released script is frozen by committing it as is.
+# sql/ holds only install and upgrade scripts. A released version's install script is
+# committed and never edited (sql/meter--0.1.0.sql); upgrades are sql/meter--A--B.sql.
+# The current version's install script is assembled from sql/install/NN_concept.sql,
+# one file per concept, in name order.
 INSTALL_PARTS = $(sort $(wildcard sql/install/*.sql))
 DATA_built    = sql/meter--$(EXTVERSION).sql
+DATA          = $(filter-out $(DATA_built),$(wildcard sql/meter--*.sql))
 
-# pg_regress: every sql/*.sql but the install scripts (expected/ holds outputs).
-REGRESS      = $(sort $(filter-out meter--%,$(basename $(notdir $(wildcard sql/*.sql)))))
-REGRESS_OPTS = --load-extension=meter
+# pg_regress: test/sql/*.sql → test/expected/*.out (pgvector's layout).
+REGRESS      = $(sort $(basename $(notdir $(wildcard test/sql/*.sql))))
+REGRESS_OPTS = --inputdir=test --load-extension=meter
 
 EXTRA_CLEAN = results regression.diffs regression.out
 
@@ -21,7 +24,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # Always reassembled (it is cheap): renamed or removed parts must not leave it stale.
-sql/meter--$(EXTVERSION).sql: $(INSTALL_PARTS) meter.control FORCE
+$(DATA_built): $(INSTALL_PARTS) meter.control FORCE
 	cat $(INSTALL_PARTS) > $@
 
 .PHONY: FORCE

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds with -Werror, starts a throwaway
-# cluster, runs pg_regress (sql/ → expected/), pgTAP (test/*.sql) and the end-to-end
+# cluster, runs pg_regress (test/sql/ → test/expected/), pgTAP (test/tap/*.sql) and the end-to-end
 # scripts (test/e2e/*), stops the cluster and prints `N passed, N failed` last.
 # Options via environment: TEST_PORT (default 54915), TEST_SCALE (property/stress sizes),
 # METER_VALGRIND=1 (server under valgrind: make valgrind), EXTRA_CFLAGS (make ubsan).
@@ -39,8 +39,8 @@ fi
 log "pgTAP"
 psql -X -q -d postgres -c 'CREATE DATABASE meter_test' >/dev/null
 psql -X -q -d meter_test -c 'CREATE EXTENSION meter; CREATE EXTENSION pgtap' >/dev/null
-if ls test/*.sql >/dev/null 2>&1; then
-	tap=$(pg_prove --psql-bin "$PGBIN/psql" -d meter_test test/*.sql 2>&1)
+if ls test/tap/*.sql >/dev/null 2>&1; then
+	tap=$(pg_prove --psql-bin "$PGBIN/psql" -d meter_test test/tap/*.sql 2>&1)
 	echo "$tap"
 	n=$(echo "$tap" | sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p')
 	n=${n:-0}
