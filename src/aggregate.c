@@ -153,7 +153,7 @@ replaces(Numeric v, Numeric cur, bool want_max)
 static void
 add_to(AggregateState *st, NumBuf *b, Numeric v)
 {
-	numbuf_set(st, b, numeric_add_opt_error(b->num, v, NULL));
+	state_numbuf_set(st, b, numeric_add_opt_error(b->num, v, NULL));
 }
 
 /* MAX, MIN, LATEST (unbucketed): offer a candidate. */
@@ -170,7 +170,7 @@ offer_best(AggregateState *st, Numeric v, TimestampTz ts)
 		take = replaces(v, st->best.num, st->type == AGG_MAX);
 	if (take)
 	{
-		numbuf_set(st, &st->best, v);
+		state_numbuf_set(st, &st->best, v);
 		st->best_ts = ts;
 	}
 }
@@ -182,7 +182,7 @@ offer_bucket(AggregateState *st, TimestampTz key, Numeric v)
 	BucketEntry *e = state_bucket(st, key);
 
 	if (e->value.num == NULL || replaces(v, e->value.num, true))
-		numbuf_set(st, &e->value, v);
+		state_numbuf_set(st, &e->value, v);
 }
 
 /* ── The aggregation of a group ──────────────────────────────────────────────────── */

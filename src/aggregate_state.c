@@ -27,8 +27,8 @@
 #include "aggregate_state.h"
 #include "number.h"
 
-#define SH_PREFIX uniqueset
-#define SH_ELEMENT_TYPE UniqueEntry
+#define SH_PREFIX stateunique
+#define SH_ELEMENT_TYPE StateUniqueEntry
 #define SH_KEY_TYPE char *
 #define SH_KEY key
 #define SH_HASH_KEY(tb, k) hash_bytes((const unsigned char *) (k), strlen(k))
@@ -107,7 +107,7 @@ state_new_empty(MemoryContext home)
 }
 
 void
-numbuf_set(AggregateState *st, NumBuf *b, Numeric src)
+state_numbuf_set(AggregateState *st, NumBuf *b, Numeric src)
 {
 	Size		len = VARSIZE(src);
 
@@ -127,7 +127,7 @@ numbuf_set(AggregateState *st, NumBuf *b, Numeric src)
 static void
 numbuf_zero(AggregateState *st, NumBuf *b)
 {
-	numbuf_set(st, b, int64_to_numeric(0));
+	state_numbuf_set(st, b, int64_to_numeric(0));
 }
 
 AggregateState *
@@ -159,11 +159,11 @@ void
 state_unique_add(AggregateState *st, const char *text)
 {
 	bool		found;
-	UniqueEntry *e;
+	StateUniqueEntry *e;
 
 	if (st->uniques == NULL)
-		st->uniques = uniqueset_create(st->hdr.eoh_context, 16, NULL);
-	e = uniqueset_insert(st->uniques, (char *) text, &found);
+		st->uniques = stateunique_create(st->hdr.eoh_context, 16, NULL);
+	e = stateunique_insert(st->uniques, (char *) text, &found);
 	if (!found)
 		e->key = MemoryContextStrdup(st->hdr.eoh_context, text);
 }
@@ -223,16 +223,16 @@ char	  **
 state_uniques_sorted(const AggregateState *st, int *n)
 {
 	char	  **out;
-	uniqueset_iterator it;
-	UniqueEntry *e;
+	stateunique_iterator it;
+	StateUniqueEntry *e;
 	int			i = 0;
 
 	*n = st->uniques ? (int) st->uniques->members : 0;
 	out = palloc(sizeof(char *) * (*n + 1));
 	if (st->uniques == NULL)
 		return out;
-	uniqueset_start_iterate(st->uniques, &it);
-	while ((e = uniqueset_iterate(st->uniques, &it)) != NULL)
+	stateunique_start_iterate(st->uniques, &it);
+	while ((e = stateunique_iterate(st->uniques, &it)) != NULL)
 		out[i++] = e->key;
 	qsort(out, i, sizeof(char *), cmp_string_ptr);
 	return out;
@@ -469,14 +469,14 @@ state_read(StringInfo buf, MemoryContext home)
 		st->period_end = pq_getmsgint64(buf);
 	}
 	if (STATE_HAS_SUM(st->type))
-		numbuf_set(st, &st->sum, recv_numeric(buf));
+		state_numbuf_set(st, &st->sum, recv_numeric(buf));
 	if (st->type == AGG_WEIGHTED_SUM)
-		numbuf_set(st, &st->sum_vt, recv_numeric(buf));
+		state_numbuf_set(st, &st->sum_vt, recv_numeric(buf));
 	if (flags & FLAG_BEST)
 	{
 		if (!STATE_HAS_BEST(st))
 			state_invalid(code, "Only MAX, MIN and LATEST hold a value.");
-		numbuf_set(st, &st->best, recv_numeric(buf));
+		state_numbuf_set(st, &st->best, recv_numeric(buf));
 		if (st->type == AGG_LATEST)
 			st->best_ts = pq_getmsgint64(buf);
 	}
@@ -498,7 +498,7 @@ state_read(StringInfo buf, MemoryContext home)
 			if ((int) strlen(s) != len)
 				state_invalid(code, "A unique value contains a NUL byte.");
 			pg_verifymbstr(s, len, false);
-			if (st->uniques && uniqueset_lookup(st->uniques, s) != NULL)
+			if (st->uniques && stateunique_lookup(st->uniques, s) != NULL)
 				state_invalid(code, "A unique value is listed twice.");
 			state_unique_add(st, s);
 			pfree(s);
@@ -520,7 +520,7 @@ state_read(StringInfo buf, MemoryContext home)
 			if (st->buckets && bucketset_lookup(st->buckets, key) != NULL)
 				state_invalid(code, "A bucket is listed twice.");
 			e = state_bucket(st, key);
-			numbuf_set(st, &e->value, recv_numeric(buf));
+			state_numbuf_set(st, &e->value, recv_numeric(buf));
 		}
 	}
 	if (buf->cursor != buf->len)

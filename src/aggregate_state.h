@@ -23,12 +23,12 @@ typedef struct NumBuf
 } NumBuf;
 
 /* COUNT_UNIQUE: a set of identity texts. */
-typedef struct UniqueEntry
+typedef struct StateUniqueEntry
 {
 	char	   *key;
 	uint32		hash;
 	char		status;
-} UniqueEntry;
+} StateUniqueEntry;
 
 /* MAX with bucket_size: bucket start → the bucket's maximum. */
 typedef struct BucketEntry
@@ -38,8 +38,8 @@ typedef struct BucketEntry
 	char		status;
 } BucketEntry;
 
-#define SH_PREFIX uniqueset
-#define SH_ELEMENT_TYPE UniqueEntry
+#define SH_PREFIX stateunique
+#define SH_ELEMENT_TYPE StateUniqueEntry
 #define SH_KEY_TYPE char *
 #define SH_SCOPE extern
 #define SH_DECLARE
@@ -75,7 +75,7 @@ typedef struct AggregateState
 	NumBuf		sum_vt;			/* Σ v·t (t in epoch seconds): WEIGHTED_SUM */
 	NumBuf		best;			/* MAX, MIN, LATEST (unbucketed) */
 	TimestampTz best_ts;		/* LATEST: timestamp of best */
-	struct uniqueset_hash *uniques; /* COUNT_UNIQUE */
+	struct stateunique_hash *uniques; /* COUNT_UNIQUE */
 	struct bucketset_hash *buckets; /* bucketed MAX */
 
 	/* The flat form, computed by get_flat_size for flatten_into; NULL when stale. */
@@ -136,7 +136,7 @@ extern void aggregation_append_json(StringInfo buf, AggType type, const char *fi
 									Numeric multiplier, WindowSize bucket_size);
 
 /* Store a copy of src in b (allocating in the state's context). */
-extern void numbuf_set(AggregateState *st, NumBuf *b, Numeric src);
+extern void state_numbuf_set(AggregateState *st, NumBuf *b, Numeric src);
 
 /* COUNT_UNIQUE: add a copy of text to the set. */
 extern void state_unique_add(AggregateState *st, const char *text);

@@ -374,13 +374,13 @@ state_from_text(char *str, MemoryContext home)
 	}
 	REQUIRE("sum", STATE_HAS_SUM(st->type));
 	if (STATE_HAS_SUM(st->type))
-		numbuf_set(st, &st->sum, state_check_number(json_number(&v, "The sum"), TEXT_CODE));
+		state_numbuf_set(st, &st->sum, state_check_number(json_number(&v, "The sum"), TEXT_CODE));
 	REQUIRE("sum_vt", st->type == AGG_WEIGHTED_SUM);
 	if (st->type == AGG_WEIGHTED_SUM)
-		numbuf_set(st, &st->sum_vt, state_check_number(json_number(&v, "The \"sum_vt\""), TEXT_CODE));
+		state_numbuf_set(st, &st->sum_vt, state_check_number(json_number(&v, "The \"sum_vt\""), TEXT_CODE));
 	REQUIRE("value", STATE_HAS_BEST(st) && st->values > 0);
 	if (STATE_HAS_BEST(st) && st->values > 0)
-		numbuf_set(st, &st->best, state_check_number(json_number(&v, "The value"), TEXT_CODE));
+		state_numbuf_set(st, &st->best, state_check_number(json_number(&v, "The value"), TEXT_CODE));
 	REQUIRE("timestamp", st->type == AGG_LATEST && st->values > 0);
 	if (st->type == AGG_LATEST && st->values > 0)
 		st->best_ts = json_timestamp(&v, "The timestamp");
@@ -395,7 +395,7 @@ state_from_text(char *str, MemoryContext home)
 			char	   *s = json_string(getIthJsonbValueFromContainer(a, i), "A unique value");
 
 			CHECK_FOR_INTERRUPTS();
-			if (st->uniques && uniqueset_lookup(st->uniques, s) != NULL)
+			if (st->uniques && stateunique_lookup(st->uniques, s) != NULL)
 				state_invalid(TEXT_CODE, psprintf("The unique value \"%s\" is listed twice.", s));
 			state_unique_add(st, s);
 		}
@@ -420,7 +420,7 @@ state_from_text(char *str, MemoryContext home)
 			if (st->buckets && bucketset_lookup(st->buckets, key) != NULL)
 				state_invalid(TEXT_CODE, "A bucket is listed twice.");
 			e = state_bucket(st, key);
-			numbuf_set(st, &e->value,
+			state_numbuf_set(st, &e->value,
 					   state_check_number(json_number(getIthJsonbValueFromContainer(pair, 1), "A bucket value"),
 									TEXT_CODE));
 		}

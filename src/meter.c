@@ -7,6 +7,7 @@
 
 #include "meter_cache.h"
 #include "scope.h"
+#include "settings.h"
 
 PG_MODULE_MAGIC;
 
@@ -15,6 +16,7 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	settings_define();
 	scope_define_settings();
 	meter_cache_register();
 }

@@ -12,6 +12,7 @@
 
 #include "catalog/namespace.h"
 #include "common/hashfn.h"
+#include "access/htup_details.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -208,4 +209,42 @@ TupleDesc
 meter_cache_tupdesc(void)
 {
 	return cache_tupdesc;
+}
+
+static Datum
+row_column(const CompiledMeter *meter, const char *name)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(meter->row, SPI_fnumber(cache_tupdesc, name), cache_tupdesc, &isnull);
+
+	if (isnull)
+		elog(ERROR, "meter: meter \"%s\" has a NULL %s", meter->id, name);
+	return d;
+}
+
+Aggregation *
+meter_cache_copy_aggregation(const CompiledMeter *meter)
+{
+	return aggregation_unpack((struct varlena *) DatumGetPointer(row_column(meter, "aggregation")));
+}
+
+Filters *
+meter_cache_copy_filters(const CompiledMeter *meter)
+{
+	return filters_unpack((struct varlena *) DatumGetPointer(row_column(meter, "filters")));
+}
+
+int
+meter_cache_match(const MeterSet *set, Jsonb *properties, const CompiledMeter **out)
+{
+	int			n = 0;
+
+	for (int i = 0; i < set->nmeters; i++)
+	{
+		const CompiledMeter *m = &set->meters[i];
+
+		if (m->filters->nkeys == 0 || (properties != NULL && filters_match(m->filters, properties)))
+			out[n++] = m;
+	}
+	return n;
 }

@@ -37,6 +37,15 @@ extern void meter_cache_register(void);
 extern const MeterSet *meter_cache_lookup(const char *tenant, const char *environment,
 										  const char *event_name);
 
+/* The meters of a set that count an event with these properties (SPEC §3), written to
+ * out (room for set->nmeters) in meter-id order; returns how many. */
+extern int	meter_cache_match(const MeterSet *set, Jsonb *properties, const CompiledMeter **out);
+
+/* Copies of a compiled meter's definition in CurrentMemoryContext, for holders that
+ * outlive the cache entry (a statement's accumulator). */
+extern Aggregation *meter_cache_copy_aggregation(const CompiledMeter *meter);
+extern Filters *meter_cache_copy_filters(const CompiledMeter *meter);
+
 /* The row type of meter.meters, as the cached rows carry it. */
 extern TupleDesc meter_cache_tupdesc(void);
 

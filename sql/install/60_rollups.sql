@@ -1,75 +1,97 @@
 
--- ── Rollups (SPEC §7, §8) ───────────────────────────────────────────────────────────
--- One row per (meter, customer, 15-minute bucket): everything every aggregation type needs,
--- so that usage over any window in any time zone (offsets are multiples of 15 minutes) is
--- a sum over whole buckets. Kept exact by meter.track_usage() in the event's transaction.
+-- ── Stored usage: partial states (SPEC §7, §8) ──────────────────────────────────────
+-- The tracking trigger appends what each statement did as one pending row per meter;
+-- compaction folds pending rows into compacted rows laid out for reading. A row holds a
+-- set of 15-minute partial states (count, usable count, exact Σ value and Σ value × time,
+-- min/max/latest, distinct values with reference counts, bucket maxima) per customer,
+-- slot and the event's values of the meter's filter keys, in a versioned binary form.
+-- Usage reads compacted + pending rows in one snapshot: exact at commit.
+CREATE TABLE meter.pending (
+	tenant_id text COLLATE "C" NOT NULL,
+	environment_id text COLLATE "C" NOT NULL,
+	meter_id text COLLATE "C" NOT NULL,
+	first_day date NOT NULL,              -- the UTC days its entries span
+	last_day date NOT NULL,
+	entries integer NOT NULL,             -- partial states held
+	data bytea NOT NULL
+);
+COMMENT ON TABLE meter.pending IS
+	'Partial states appended by meter.track_usage() (one row per statement and meter), not yet compacted';
+CREATE INDEX pending_meter_idx ON meter.pending (tenant_id, environment_id, meter_id, first_day);
+
 CREATE TABLE meter.rollups (
 	tenant_id text COLLATE "C" NOT NULL,
 	environment_id text COLLATE "C" NOT NULL,
 	meter_id text COLLATE "C" NOT NULL,
-	customer_id text COLLATE "C" NOT NULL,            -- '' when the event had none
-	external_customer_id text COLLATE "C" NOT NULL,   -- '' when the event had none
-	bucket timestamptz NOT NULL,          -- start of the UTC-aligned 15-minute bucket
-	events bigint NOT NULL,               -- events the meter counted (matched)
-	n bigint NOT NULL,                    -- of those, events with a usable value
-	sum numeric,                          -- Σ value
-	sum_vt numeric,                       -- Σ value × epoch seconds of the event (WEIGHTED_SUM)
-	min numeric,
-	max numeric,
-	latest_at timestamptz,                -- greatest timestamp with a usable value
-	latest_value numeric,                 -- its value (ties: the greatest)
-	PRIMARY KEY (tenant_id, environment_id, meter_id, external_customer_id, customer_id, bucket)
+	external_customer_id text COLLATE "C" NOT NULL,   -- '' when the events had none
+	customer_id text COLLATE "C" NOT NULL,            -- '' when the events had none
+	day date NOT NULL,                                -- UTC day: up to 96 slots
+	data bytea NOT NULL,
+	PRIMARY KEY (tenant_id, environment_id, meter_id, external_customer_id, customer_id, day)
 );
 COMMENT ON TABLE meter.rollups IS
-	'Per-meter usage per customer and 15-minute bucket, maintained by meter.track_usage()';
--- The primary key serves queries by external customer id (FlexPrice's events carry it);
--- queries by customer_id use this index, which holds only rows that have one, so
--- events sent with an external id alone cost one index write per rollup, not two.
+	'Compacted partial states per meter, customer and UTC day (15-minute slots)';
+-- Queries by customer_id; rows without one (external ids only) cost no index write here.
 CREATE INDEX rollups_customer_idx
-	ON meter.rollups (tenant_id, environment_id, meter_id, customer_id, bucket)
+	ON meter.rollups (tenant_id, environment_id, meter_id, customer_id, day)
 	WHERE customer_id OPERATOR(pg_catalog.<>) '';
 
--- COUNT_UNIQUE: the distinct values seen per (meter, customer, bucket), with how many
--- events carried each, so deletes stay exact.
-CREATE TABLE meter.rollup_values (
+CREATE TABLE meter.rollup_totals (
 	tenant_id text COLLATE "C" NOT NULL,
 	environment_id text COLLATE "C" NOT NULL,
 	meter_id text COLLATE "C" NOT NULL,
-	customer_id text COLLATE "C" NOT NULL,
-	external_customer_id text COLLATE "C" NOT NULL,
-	bucket timestamptz NOT NULL,
-	value text COLLATE "C" NOT NULL,                  -- number_canonical() for numbers, else the text
-	refs bigint NOT NULL,
-	PRIMARY KEY (tenant_id, environment_id, meter_id, external_customer_id, customer_id, bucket, value)
+	day date NOT NULL,
+	data bytea NOT NULL,
+	PRIMARY KEY (tenant_id, environment_id, meter_id, day)
 );
-CREATE INDEX rollup_values_customer_idx
-	ON meter.rollup_values (tenant_id, environment_id, meter_id, customer_id, bucket)
-	WHERE customer_id OPERATOR(pg_catalog.<>) '';
-COMMENT ON TABLE meter.rollup_values IS
-	'Distinct values per meter, customer and bucket for COUNT_UNIQUE meters';
+COMMENT ON TABLE meter.rollup_totals IS
+	'Compacted partial states per meter and UTC day for all customers together';
 
+ALTER TABLE meter.pending ENABLE ROW LEVEL SECURITY;
 ALTER TABLE meter.rollups ENABLE ROW LEVEL SECURITY;
-ALTER TABLE meter.rollup_values ENABLE ROW LEVEL SECURITY;
+ALTER TABLE meter.rollup_totals ENABLE ROW LEVEL SECURITY;
+CREATE POLICY pending_scope ON meter.pending
+	USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('meter.tenant_id', true)
+		AND environment_id OPERATOR(pg_catalog.=) COALESCE(pg_catalog.current_setting('meter.environment_id', true), ''));
 CREATE POLICY rollups_scope ON meter.rollups
 	USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('meter.tenant_id', true)
 		AND environment_id OPERATOR(pg_catalog.=) COALESCE(pg_catalog.current_setting('meter.environment_id', true), ''));
-CREATE POLICY rollup_values_scope ON meter.rollup_values
+CREATE POLICY rollup_totals_scope ON meter.rollup_totals
 	USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('meter.tenant_id', true)
 		AND environment_id OPERATOR(pg_catalog.=) COALESCE(pg_catalog.current_setting('meter.environment_id', true), ''));
+SELECT pg_catalog.pg_extension_config_dump('meter.pending', '');
 SELECT pg_catalog.pg_extension_config_dump('meter.rollups', '');
-SELECT pg_catalog.pg_extension_config_dump('meter.rollup_values', '');
+SELECT pg_catalog.pg_extension_config_dump('meter.rollup_totals', '');
 
--- Events a meter matched but could not use (no usable value for its field): SPEC §7's
--- visible skip count, derived from the rollups (for COUNT meters n = events).
--- A view reads its tables with its owner's rights, and the owner bypasses row-level
--- security: the view applies the scope itself (like the policy), so that no role sees
--- another tenant's skips through it.
-CREATE VIEW meter.skipped WITH (security_barrier) AS
-	SELECT tenant_id, environment_id, meter_id, customer_id, external_customer_id, bucket,
-		events OPERATOR(pg_catalog.-) n AS skipped
-	FROM meter.rollups
-	WHERE events OPERATOR(pg_catalog.<>) n
-		AND tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('meter.tenant_id', true)
-		AND environment_id OPERATOR(pg_catalog.=) COALESCE(pg_catalog.current_setting('meter.environment_id', true), '');
+-- ── What is stored, as rows (for meter.verify and meter.skipped) ────────────────────
+CREATE FUNCTION meter.stored_slots(meter_id text, totals boolean DEFAULT false)
+	RETURNS TABLE (customer_id text, external_customer_id text, slot timestamptz, dims text,
+		marked boolean, events bigint, n bigint, sum numeric, sum_vt numeric, best numeric,
+		best_at timestamptz, uniques jsonb, maxima jsonb)
+	AS 'MODULE_PATHNAME', 'meter_stored_slots' LANGUAGE C STABLE;
+COMMENT ON FUNCTION meter.stored_slots(text, boolean) IS
+	'The stored partial states (compacted + pending) of a meter of the current scope, per customer '
+	'(or all customers: totals), 15-minute slot and dimensions; marked: to be recomputed from the raw events';
+
+CREATE FUNCTION meter.skips()
+	RETURNS TABLE (meter_id text, customer_id text, external_customer_id text, bucket timestamptz,
+		skipped bigint, reason text)
+	AS 'MODULE_PATHNAME', 'meter_skips' LANGUAGE C STABLE;
+COMMENT ON FUNCTION meter.skips() IS
+	'Events each meter of the current scope matched but could not use, per customer and 15-minute slot';
+
+-- SPEC §7's visible skip count. Acts in the current scope (like the policies).
+CREATE VIEW meter.skipped AS
+	SELECT pg_catalog.current_setting('meter.tenant_id', true) AS tenant_id,
+		COALESCE(pg_catalog.current_setting('meter.environment_id', true), '') AS environment_id,
+		s.meter_id, s.customer_id, s.external_customer_id, s.bucket, s.skipped, s.reason
+	FROM meter.skips() s;
 COMMENT ON VIEW meter.skipped IS
-	'Events a meter matched but skipped for want of a usable value, per customer and bucket, in the current scope';
+	'Events a meter matched but skipped (no usable value), per customer and 15-minute slot, in the current scope';
+
+-- ── Compaction (SPEC §7) ────────────────────────────────────────────────────────────
+CREATE FUNCTION meter.compact(meter_id text DEFAULT NULL) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'meter_compact' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION meter.compact(text) IS
+	'Fold everything pending of one meter of the current scope (or all) into the compacted rows now; '
+	'returns how many pending rows it folded';

@@ -1,149 +1,119 @@
 
--- ── Rollups recomputed from the raw events (SPEC §7, §8) ────────────────────────────
--- The ground truth the tracking trigger must equal: meter.rebuild, meter.verify and the
--- trigger's recomputation of buckets whose events were updated or deleted call these.
--- (After 60_rollups.sql: they return its row types.)
+-- ── The ground truth in SQL alone (SPEC §8 meter.verify) ────────────────────────────
+-- The partial states the engine should hold, recomputed from the raw events of every
+-- tracked table by plain SQL that shares none of the engine's C code: matching, usable
+-- values, identities, slots and dimensions are all written again here, independently.
+-- (Meters with an expression take their per-event value from meter.quantity(), the
+-- expression evaluator, which its own tests check against hand-computed values.)
 
--- The event tables a meter's usage covers: every tracked table, or the one given.
-CREATE FUNCTION meter.event_tables(source regclass DEFAULT NULL)
-RETURNS regclass[]
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+-- A JSON number literal: the usable strings (SPEC §8), and the canonical text of a
+-- number (trailing fractional zeros dropped) without the engine's number code.
+CREATE FUNCTION meter.oracle_number(v jsonb) RETURNS numeric
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+	SELECT CASE pg_catalog.jsonb_typeof(v)
+		WHEN 'number' THEN (v OPERATOR(pg_catalog.#>>) '{}')::numeric
+		WHEN 'string' THEN CASE WHEN (v OPERATOR(pg_catalog.#>>) '{}') OPERATOR(pg_catalog.~)
+				'^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]{1,4})?$'
+			AND COALESCE(pg_catalog.abs(pg_catalog.substring(v OPERATOR(pg_catalog.#>>) '{}',
+				'[eE]([+-]?[0-9]+)$')::integer), 0) OPERATOR(pg_catalog.<=) 1000
+			THEN (v OPERATOR(pg_catalog.#>>) '{}')::numeric END
+	END
+$$;
+COMMENT ON FUNCTION meter.oracle_number(jsonb) IS
+	'Internal (verify): the usable number of a JSON value, in SQL alone';
+
+CREATE FUNCTION meter.oracle_identity(v jsonb, canonical_strings boolean) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT CASE pg_catalog.jsonb_typeof(v)
+		WHEN 'null' THEN NULL
+		WHEN 'boolean' THEN v OPERATOR(pg_catalog.#>>) '{}'
+		WHEN 'number' THEN pg_catalog.trim_scale((v OPERATOR(pg_catalog.#>>) '{}')::numeric)::text
+		WHEN 'string' THEN CASE WHEN canonical_strings AND meter.oracle_number(v) IS NOT NULL
+			THEN pg_catalog.trim_scale(meter.oracle_number(v))::text ELSE v OPERATOR(pg_catalog.#>>) '{}' END
+		ELSE v::text
+	END
+$$;
+COMMENT ON FUNCTION meter.oracle_identity(jsonb, boolean) IS
+	'Internal (verify): a JSON value''s identity text (numbers canonical; number-like strings too when asked)';
+
+-- Does a property match one filter (SPEC §3), in SQL alone?
+CREATE FUNCTION meter.oracle_matches_value(v jsonb, vals text[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT CASE pg_catalog.jsonb_typeof(v)
+		WHEN 'string' THEN (v OPERATOR(pg_catalog.#>>) '{}') OPERATOR(pg_catalog.=) ANY (vals)
+		WHEN 'boolean' THEN (v OPERATOR(pg_catalog.#>>) '{}') OPERATOR(pg_catalog.=) ANY (vals)
+		WHEN 'number' THEN EXISTS (SELECT 1 FROM pg_catalog.unnest(vals) f
+			WHERE meter.oracle_number(pg_catalog.to_jsonb(f)) OPERATOR(pg_catalog.=) (v OPERATOR(pg_catalog.#>>) '{}')::numeric)
+		ELSE false
+	END
+$$;
+COMMENT ON FUNCTION meter.oracle_matches_value(jsonb, text[]) IS
+	'Internal (verify): does a JSON value match a filter''s values, in SQL alone';
+
+CREATE FUNCTION meter.expected_slots(meter_id text, totals boolean DEFAULT false)
+RETURNS TABLE (customer_id text, external_customer_id text, slot timestamptz, dims text,
+	events bigint, n bigint, sum numeric, sum_vt numeric, best numeric, best_at timestamptz,
+	uniques jsonb, maxima jsonb)
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
-AS $$
+AS $fn$
 DECLARE
-	missing text[];
-BEGIN
-	IF source IS NULL THEN
-		RETURN ARRAY(SELECT t.relid FROM meter.tracked_tables t ORDER BY t.relid::oid);
-	END IF;
-	SELECT array_agg(format('%I %s', c.name, c.type) ORDER BY c.ord) INTO missing
-	FROM (VALUES (1, 'tenant_id', NULL), (2, 'environment_id', NULL), (3, 'event_name', NULL),
-			(4, 'customer_id', NULL), (5, 'external_customer_id', NULL),
-			(6, 'timestamp', 'timestamptz'::regtype), (7, 'properties', 'jsonb'::regtype))
-		AS c(ord, name, type)
-	WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
-		WHERE a.attrelid = source AND a.attname = c.name AND a.attnum > 0
-			AND NOT a.attisdropped AND (c.type IS NULL OR a.atttypid = c.type));
-	IF missing IS NOT NULL THEN
-		RAISE EXCEPTION 'source table % lacks event columns', source
-			USING ERRCODE = 'invalid_parameter_value',
-				DETAIL = format('Missing or of another type: %s.', array_to_string(missing, ', ')),
-				HINT = 'An event table has the columns of meter.events: tenant_id, environment_id, event_name, customer_id, external_customer_id, "timestamp" timestamptz, properties jsonb.';
-	END IF;
-	RETURN ARRAY[source];
-END
-$$;
-COMMENT ON FUNCTION meter.event_tables(regclass) IS
-	'The event tables usage reads: every tracked table (source NULL), or source after checking its columns';
-
--- The SQL expression of the 15-minute UTC bucket of a timestamptz expression: the bucket
--- of the rollup contract, to_timestamp(floor(extract(epoch FROM ts) / 900) * 900), computed
--- with integer arithmetic (date_bin) where that is known to agree (from 2000 on).
-CREATE FUNCTION meter.bucket_sql(ts text)
-RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-AS $$
-	SELECT pg_catalog.format('CASE WHEN %1$s >= ''2000-01-01 00:00:00+00''::timestamptz '
-		'THEN date_bin(''15 minutes'', %1$s, ''2000-01-01 00:00:00+00''::timestamptz) '
-		'ELSE to_timestamp(floor(extract(epoch FROM %1$s) / 900) * 900) END', ts)
-$$;
-COMMENT ON FUNCTION meter.bucket_sql(text) IS
-	'Internal: SQL text of the 15-minute UTC bucket of a timestamptz expression (for EXECUTE)';
-
--- One SELECT per event table of the events of a meter in [lo, hi), as text for EXECUTE:
--- the columns customer_id and external_customer_id ('' for NULL), t and properties.
--- Parameters: $1 tenant, $2 environment, $3 event name, $4 filters, $5 lo, $6 hi.
--- Each part is one range scan of (tenant_id, environment_id, event_name, "timestamp").
--- Table names come from regclass output (quoted, schema-qualified unless visible), so
--- callers run the text under their own fixed search_path; STABLE for that reason.
-CREATE FUNCTION meter.events_query(tables regclass[])
-RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $$
-	SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format(
-		'SELECT COALESCE(e.customer_id::text, '''') AS customer_id, '
-		'COALESCE(e.external_customer_id::text, '''') AS external_customer_id, '
-		'e."timestamp" AS t, e.properties '
-		'FROM %s AS e WHERE e.tenant_id = $1 AND e.environment_id = $2 AND e.event_name = $3 '
-		'AND e."timestamp" >= $5 AND e."timestamp" < $6 AND meter.matches($4, e.properties)',
-		tbl), ' UNION ALL ' ORDER BY ord),
-		'SELECT NULL::text AS customer_id, NULL::text AS external_customer_id, '
-		'NULL::timestamptz AS t, NULL::jsonb AS properties WHERE false')
-	FROM pg_catalog.unnest(tables) WITH ORDINALITY AS x(tbl, ord)
-$$;
-COMMENT ON FUNCTION meter.events_query(regclass[]) IS
-	'Internal: the SQL text reading a meter''s events in a time range from the given tables';
-
-CREATE FUNCTION meter.rollups_from_events(
-	meter_id text,
-	start_time timestamptz,
-	end_time timestamptz,
-	source regclass DEFAULT NULL)
-RETURNS SETOF meter.rollups
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	m meter.meters := meter.get_meter(rollups_from_events.meter_id);
+	m meter.meters := meter.get_meter(expected_slots.meter_id);
 	kind meter.aggregation_type := meter.type_of(m.aggregation);
-	-- the value of each event (v), and whether it counts in n (c; NULL = no)
-	v text := CASE WHEN kind IN ('COUNT', 'COUNT_UNIQUE') THEN 'NULL::numeric'
-		ELSE 'meter.numeric_value(e.properties, $7)' END;
-	c text := CASE kind WHEN 'COUNT' THEN 'true'
-		WHEN 'COUNT_UNIQUE' THEN 'CASE WHEN meter.unique_value(e.properties, $7) IS NOT NULL THEN true END'
-		ELSE 'NULL::boolean' END;
-	n text := CASE WHEN kind IN ('COUNT', 'COUNT_UNIQUE') THEN 'count(x.c)' ELSE 'count(x.v)' END;
+	fld text := meter.field_of(m.aggregation);
+	bucketed boolean := kind = 'MAX' AND meter.bucket_size_of(m.aggregation) IS NOT NULL;
+	keys text[] := meter.filter_keys(m.filters);
+	events_q text;
+	match_q text := 'true';
+	dims_q text := '''''';
+	value_q text;
+	k text;
 BEGIN
+	SELECT COALESCE(string_agg(format(
+		'SELECT COALESCE(e.customer_id::text, '''') AS c, COALESCE(e.external_customer_id::text, '''') AS x, '
+		'e."timestamp" AS ts, COALESCE(e.properties, ''{}'') AS p FROM %s AS e '
+		'WHERE e.tenant_id = $1 AND e.environment_id = $2 AND e.event_name = $3', t.relid), ' UNION ALL '),
+		'SELECT NULL::text, NULL::text, NULL::timestamptz, NULL::jsonb WHERE false')
+	INTO events_q FROM meter.tracked_tables t WHERE to_regclass(t.relid::text) IS NOT NULL;
+	FOREACH k IN ARRAY keys LOOP
+		match_q := match_q || format(' AND meter.oracle_matches_value(r.p -> %L, %L::text[])',
+			k, meter.filter_values(m.filters, k));
+		dims_q := dims_q || format(' || COALESCE(octet_length(meter.oracle_identity(r.p -> %1$L, false))::text'
+			' || '':'' || meter.oracle_identity(r.p -> %1$L, false), ''-'')', k);
+	END LOOP;
+	value_q := CASE
+		WHEN kind IN ('COUNT', 'COUNT_UNIQUE') THEN 'NULL::numeric'
+		WHEN fld IS NOT NULL THEN format('meter.oracle_number(r.p -> %L)', fld)
+		ELSE 'meter.quantity($4, r.p)' END;
 	RETURN QUERY EXECUTE format($q$
-		SELECT $1, $2, $8, x.customer_id, x.external_customer_id, x.bucket,
-			count(*), %s, sum(x.v), sum(x.v * extract(epoch FROM x.t)), min(x.v), max(x.v),
-			max(x.t) FILTER (WHERE x.v IS NOT NULL),
-			(max(ARRAY[extract(epoch FROM x.t), x.v]) FILTER (WHERE x.v IS NOT NULL))[2]
-		FROM (SELECT e.customer_id, e.external_customer_id, e.t, %s AS v, %s AS c, %s AS bucket
-			FROM (%s) e) x
-		GROUP BY x.customer_id, x.external_customer_id, x.bucket
-		ORDER BY x.customer_id, x.external_customer_id, x.bucket$q$,
-		n, v, c, meter.bucket_sql('e.t'), meter.events_query(meter.event_tables(source)))
-	USING m.tenant_id, m.environment_id, m.event_name, m.filters,
-		COALESCE(start_time, '-infinity'), COALESCE(end_time, 'infinity'),
-		meter.field_of(m.aggregation), m.id;
+		WITH r AS (SELECT * FROM (%1$s) r WHERE %2$s),
+		v AS (SELECT CASE WHEN $5 THEN NULL ELSE r.c END AS c, CASE WHEN $5 THEN NULL ELSE r.x END AS x,
+				to_timestamp(floor(extract(epoch FROM r.ts) / 900) * 900) AS slot, %3$s AS dims, r.ts,
+				%4$s AS v, %5$s AS u, %6$s AS g
+			FROM r),
+		base AS (SELECT v.c, v.x, v.slot, v.dims, count(*) AS events,
+				CASE WHEN $6 = 'COUNT' THEN count(*) WHEN $6 = 'COUNT_UNIQUE' THEN count(v.u) ELSE count(v.v) END AS n,
+				CASE WHEN $6 IN ('SUM', 'AVG', 'SUM_WITH_MULTIPLIER', 'WEIGHTED_SUM') THEN sum(v.v) END AS sum,
+				CASE WHEN $6 = 'WEIGHTED_SUM' THEN sum(v.v * extract(epoch FROM v.ts)) END AS sum_vt,
+				CASE WHEN $7 THEN NULL WHEN $6 IN ('MAX') THEN max(v.v) WHEN $6 = 'MIN' THEN min(v.v)
+					WHEN $6 = 'LATEST' THEN (array_agg(v.v ORDER BY v.ts DESC, v.v DESC) FILTER (WHERE v.v IS NOT NULL))[1] END AS best,
+				CASE WHEN $6 = 'LATEST' THEN max(v.ts) FILTER (WHERE v.v IS NOT NULL) END AS best_at
+			FROM v GROUP BY 1, 2, 3, 4),
+		uq AS (SELECT w.c, w.x, w.slot, w.dims, jsonb_object_agg(w.u, w.refs ORDER BY w.u COLLATE "C") AS uniques
+			FROM (SELECT v.c, v.x, v.slot, v.dims, v.u, count(*) AS refs FROM v WHERE v.u IS NOT NULL
+				GROUP BY 1, 2, 3, 4, 5) w GROUP BY 1, 2, 3, 4),
+		mx AS (SELECT w.c, w.x, w.slot, w.dims, jsonb_agg(jsonb_build_array(w.g, w.mv) ORDER BY w.g COLLATE "C" NULLS FIRST) AS maxima
+			FROM (SELECT v.c, v.x, v.slot, v.dims, v.g, max(v.v) AS mv FROM v WHERE $7 AND v.v IS NOT NULL
+				GROUP BY 1, 2, 3, 4, 5) w GROUP BY 1, 2, 3, 4)
+		SELECT b.c, b.x, b.slot, b.dims, b.events, b.n, b.sum, b.sum_vt, b.best, b.best_at, uq.uniques, mx.maxima
+		FROM base b
+		LEFT JOIN uq ON uq.c IS NOT DISTINCT FROM b.c AND uq.x IS NOT DISTINCT FROM b.x AND uq.slot = b.slot AND uq.dims = b.dims
+		LEFT JOIN mx ON mx.c IS NOT DISTINCT FROM b.c AND mx.x IS NOT DISTINCT FROM b.x AND mx.slot = b.slot AND mx.dims = b.dims$q$,
+		events_q, match_q, dims_q, value_q,
+		CASE WHEN kind = 'COUNT_UNIQUE' THEN format('meter.oracle_identity(r.p -> %L, true)', fld) ELSE 'NULL::text' END,
+		'NULL::text')
+	USING m.tenant_id, m.environment_id, m.event_name, m.aggregation, totals, kind::text, bucketed;
 END
-$$;
-COMMENT ON FUNCTION meter.rollups_from_events(text, timestamptz, timestamptz, regclass) IS
-	'The meter.rollups rows of a meter of the current scope recomputed from the raw events in '
-	'[start_time, end_time) of every tracked table (or of source); NULL bounds are unbounded. '
-	'Pass 15-minute-aligned bounds to get whole buckets. Errors: 55000 no tenant, P0002 unknown meter';
-
-CREATE FUNCTION meter.rollup_values_from_events(
-	meter_id text,
-	start_time timestamptz,
-	end_time timestamptz,
-	source regclass DEFAULT NULL)
-RETURNS SETOF meter.rollup_values
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	m meter.meters := meter.get_meter(rollup_values_from_events.meter_id);
-BEGIN
-	IF meter.type_of(m.aggregation) <> 'COUNT_UNIQUE' THEN
-		RETURN;
-	END IF;
-	RETURN QUERY EXECUTE format($q$
-		SELECT $1, $2, $8, x.customer_id, x.external_customer_id, x.bucket, x.u, count(*)
-		FROM (SELECT e.customer_id, e.external_customer_id,
-				%s AS bucket, meter.unique_value(e.properties, $7) AS u
-			FROM (%s) e) x
-		WHERE x.u IS NOT NULL
-		GROUP BY x.customer_id, x.external_customer_id, x.bucket, x.u
-		ORDER BY x.customer_id, x.external_customer_id, x.bucket, x.u$q$,
-		meter.bucket_sql('e.t'), meter.events_query(meter.event_tables(source)))
-	USING m.tenant_id, m.environment_id, m.event_name, m.filters,
-		COALESCE(start_time, '-infinity'), COALESCE(end_time, 'infinity'),
-		meter.field_of(m.aggregation), m.id;
-END
-$$;
-COMMENT ON FUNCTION meter.rollup_values_from_events(text, timestamptz, timestamptz, regclass) IS
-	'The meter.rollup_values rows (COUNT_UNIQUE meters; none for other types) of a meter of the '
-	'current scope recomputed from the raw events in [start_time, end_time) of every tracked table '
-	'(or of source). Errors: 55000 no tenant, P0002 unknown meter';
+$fn$;
+COMMENT ON FUNCTION meter.expected_slots(text, boolean) IS
+	'Internal (verify): the partial states meter.stored_slots should show, recomputed from the raw events in SQL alone';

@@ -22,7 +22,7 @@ REVOKE EXECUTE ON FUNCTION meter.on_meter_change() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION meter.validate_meter() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION meter.lock_tenant(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION meter.rebuild_all() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION meter.refresh_rollups(text[], text[], text[], timestamptz[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION meter.compact(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION meter.track(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION meter.untrack(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION meter.rebuild(text) FROM PUBLIC;
@@ -34,6 +34,9 @@ REVOKE EXECUTE ON FUNCTION meter.rebuild(text) FROM PUBLIC;
 -- privilege on the rollup tables (which would let it forge usage). It acts in the
 -- current scope only (every query filters on meter.current_tenant()/environment).
 ALTER FUNCTION meter.rebuild(text) SECURITY DEFINER;
+-- Compacting folds the scope's own pending rows into its compacted rows (never changes
+-- usage): SECURITY DEFINER for the same reason.
+ALTER FUNCTION meter.compact(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION meter.grant_reader(role regrole) RETURNS void
 LANGUAGE plpgsql VOLATILE STRICT
@@ -42,7 +45,7 @@ AS $$
 BEGIN
 	EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA meter TO %s', role);
 	EXECUTE pg_catalog.format('GRANT SELECT ON meter.meters, meter.events, meter.rollups, '
-		'meter.rollup_values, meter.skipped, meter.tracked_tables TO %s', role);
+		'meter.rollup_totals, meter.pending, meter.skipped, meter.tracked_tables TO %s', role);
 END
 $$;
 COMMENT ON FUNCTION meter.grant_reader(regrole) IS
@@ -73,6 +76,7 @@ BEGIN
 	-- No DELETE: meters are disabled (archived) or marked deleted, their history kept.
 	EXECUTE pg_catalog.format('GRANT INSERT, UPDATE ON meter.meters TO %s', role);
 	EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION meter.rebuild(text) TO %s', role);
+	EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION meter.compact(text) TO %s', role);
 END
 $$;
 COMMENT ON FUNCTION meter.grant_admin(regrole) IS
@@ -84,8 +88,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	EXECUTE pg_catalog.format('REVOKE ALL ON meter.meters, meter.events, meter.rollups, '
-		'meter.rollup_values, meter.skipped, meter.tracked_tables FROM %s', role);
+		'meter.rollup_totals, meter.pending, meter.skipped, meter.tracked_tables FROM %s', role);
 	EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION meter.rebuild(text) FROM %s', role);
+	EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION meter.compact(text) FROM %s', role);
 	IF pg_catalog.to_regprocedure('meter.ingest(jsonb)') IS NOT NULL THEN
 		EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION meter.ingest(jsonb) FROM %s', role);
 	END IF;

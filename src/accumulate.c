@@ -1,0 +1,205 @@
+/*
+ * accumulate.c — events into per-slot partial states, written as pending rows (see
+ * accumulate.h). A statement of any size becomes one pending row per meter (more only
+ * when it outgrows the memory bound), holding one entry per (customer, 15-minute slot,
+ * dimensions) it touched.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "accumulate.h"
+#include "buckets.h"
+#include "compaction.h"
+#include "dims.h"
+#include "event_value.h"
+#include "meter_def.h"
+#include "slotset.h"
+#include "store.h"
+
+#define METER_ID_MAX 256
+
+/* One meter's definition, as first seen, and its entries. */
+typedef struct MeterAcc
+{
+	char		id[METER_ID_MAX];	/* hash key */
+	char	   *tenant;
+	char	   *environment;
+	Aggregation *agg;
+	Filters    *filters;
+	const char **dim_keys;
+	SlotSet    *set;
+} MeterAcc;
+
+struct Accumulator
+{
+	MemoryContext meters_cxt;	/* definitions: live as long as the accumulator */
+	MemoryContext entries_cxt;	/* entries: reset at every flush */
+	HTAB	   *meters;
+};
+
+Accumulator *
+accumulator_create(void)
+{
+	Accumulator *acc = palloc0(sizeof(Accumulator));
+	HASHCTL		ctl;
+
+	acc->meters_cxt = AllocSetContextCreate(CurrentMemoryContext, "meter accumulator",
+											ALLOCSET_DEFAULT_SIZES);
+	acc->entries_cxt = AllocSetContextCreate(acc->meters_cxt, "meter accumulator entries",
+											 ALLOCSET_DEFAULT_SIZES);
+	ctl.keysize = METER_ID_MAX;
+	ctl.entrysize = sizeof(MeterAcc);
+	ctl.hcxt = acc->meters_cxt;
+	acc->meters = hash_create("meter accumulator meters", 32, &ctl,
+							  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	return acc;
+}
+
+void
+accumulator_destroy(Accumulator *acc)
+{
+	MemoryContextDelete(acc->meters_cxt);
+	pfree(acc);
+}
+
+/* The accumulator of a meter; new ones take a copy of the definition from copy(). */
+typedef void (*DefinitionCopier) (const void *meter, MeterAcc *into);
+
+static void
+copy_compiled(const void *meter, MeterAcc *into)
+{
+	into->agg = meter_cache_copy_aggregation(meter);
+	into->filters = meter_cache_copy_filters(meter);
+}
+
+static void
+copy_def(const void *meter, MeterAcc *into)
+{
+	const MeterDef *m = meter;
+
+	into->agg = aggregation_unpack(m->agg_stored);
+	into->filters = filters_unpack(m->filters_stored);
+}
+
+static MeterAcc *
+meter_acc(Accumulator *acc, const char *id, const void *meter, DefinitionCopier copy,
+		  const EventRow *row)
+{
+	bool		found;
+	MeterAcc   *m;
+	MemoryContext old;
+
+	if (strlen(id) >= METER_ID_MAX)
+		elog(ERROR, "meter: meter id too long");
+	m = hash_search(acc->meters, id, HASH_ENTER, &found);
+	if (found)
+	{
+		if (m->set == NULL)
+			m->set = slotset_create(acc->entries_cxt);
+		return m;
+	}
+	old = MemoryContextSwitchTo(acc->meters_cxt);
+	m->tenant = pstrdup(row->tenant);
+	m->environment = pstrdup(row->environment);
+	copy(meter, m);
+	m->dim_keys = palloc(sizeof(char *) * (m->filters->nkeys + 1));
+	for (int i = 0; i < m->filters->nkeys; i++)
+		m->dim_keys[i] = m->filters->keys[i].key;
+	MemoryContextSwitchTo(old);
+	m->set = slotset_create(acc->entries_cxt);
+	return m;
+}
+
+static void add_event(Accumulator *acc, MeterAcc *m, const EventRow *row, int sign);
+
+void
+accumulator_add(Accumulator *acc, const CompiledMeter *meter, const EventRow *row, int sign)
+{
+	add_event(acc, meter_acc(acc, meter->id, meter, copy_compiled, row), row, sign);
+}
+
+void
+accumulator_add_def(Accumulator *acc, const MeterDef *meter, const EventRow *row, int sign)
+{
+	add_event(acc, meter_acc(acc, meter->id, meter, copy_def, row), row, sign);
+}
+
+static void
+add_event(Accumulator *acc, MeterAcc *m, const EventRow *row, int sign)
+{
+	SlotKey		key;
+	SlotEntry  *entry;
+	EventValue	ev;
+	MemoryContext old;
+
+	key.customer = row->customer;
+	key.external_customer = row->external_customer;
+	key.slot = slot_start(row->timestamp);
+	key.dims = dims_of_event(m->filters, row->properties);
+	entry = slotset_entry(m->set, &key);
+	if (sign < 0 && !partial_invertible(m->agg))
+	{
+		entry->mark = true;
+		return;
+	}
+	event_value_fill(m->agg, row->properties, row->timestamp,
+					 bucket_key_in_slot(row->timestamp, m->agg->bucket_size), &ev);
+	old = MemoryContextSwitchTo(acc->entries_cxt);
+	partial_add_event(&entry->partial, m->agg, sign, &ev);
+	MemoryContextSwitchTo(old);
+}
+
+bool
+accumulator_full(Accumulator *acc)
+{
+	return MemoryContextMemAllocated(acc->entries_cxt, true) > ACCUMULATE_MEMORY;
+}
+
+void
+accumulator_flush(Accumulator *acc)
+{
+	HASH_SEQ_STATUS seq;
+	MeterAcc   *m;
+	PendingRow *rows = palloc(sizeof(PendingRow) * (hash_get_num_entries(acc->meters) + 1));
+	int			nrows = 0;
+
+	hash_seq_init(&seq, acc->meters);
+	while ((m = hash_seq_search(&seq)) != NULL)
+	{
+		int			n;
+		SlotEntry **entries;
+		TimestampTz lo = PG_INT64_MAX,
+					hi = PG_INT64_MIN;
+		PendingRow *r;
+
+		if (m->set == NULL || slotset_count(m->set) == 0)
+			continue;
+		entries = slotset_sorted(m->set, &n);
+		for (int i = 0; i < n; i++)
+		{
+			lo = Min(lo, entries[i]->key.slot);
+			hi = Max(hi, entries[i]->key.slot);
+		}
+		r = &rows[nrows++];
+		r->tenant = m->tenant;
+		r->environment = m->environment;
+		r->meter_id = m->id;
+		r->first_day = slot_day(lo);
+		r->last_day = slot_day(hi);
+		r->entries = n;
+		r->data = slotset_encode(entries, n, m->agg, m->filters->nkeys, m->dim_keys);
+	}
+	store_append_pending(rows, nrows);
+	for (int i = 0; i < nrows; i++)
+		compaction_note(rows[i].tenant, rows[i].environment, rows[i].meter_id, rows[i].entries);
+
+	/* Start empty: the entries go, the definitions stay. */
+	hash_seq_init(&seq, acc->meters);
+	while ((m = hash_seq_search(&seq)) != NULL)
+		m->set = NULL;
+	MemoryContextReset(acc->entries_cxt);
+}

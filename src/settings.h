@@ -1,0 +1,16 @@
+/*
+ * settings.h — the engine's settings (meter.* GUCs other than the scope of scope.h).
+ */
+#ifndef METER_SETTINGS_H
+#define METER_SETTINGS_H
+
+/* meter.compaction_threshold: pending entries per meter and backend before compacting. */
+extern int	meter_compaction_threshold;
+
+/* meter.restoring: a restore is loading data that already holds its usage; the
+ * triggers neither count events nor rebuild meters (superuser only). */
+extern bool meter_restoring;
+
+extern void settings_define(void);
+
+#endif							/* METER_SETTINGS_H */

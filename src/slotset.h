@@ -1,0 +1,71 @@
+/*
+ * slotset.h — a set of per-slot partial states and its stored form.
+ *
+ * An entry is the partial state (partial.h) of one meter for one (customer, 15-minute
+ * slot, dimensions) — dimensions being the event's values of the meter's filter keys, so
+ * that usage can be broken down by them — or a mark saying the slot of that customer must
+ * be recomputed from the raw events (a removed event of a MAX, MIN or LATEST meter).
+ * The tracking trigger appends sets as pending rows (one per statement and meter);
+ * compaction folds them into compacted rows (one per meter, customer and UTC day, and one
+ * per meter and day for all customers). Both are stored in the same versioned binary form.
+ */
+#ifndef METER_SLOTSET_H
+#define METER_SLOTSET_H
+
+#include "utils/hsearch.h"
+
+#include "aggregation.h"
+#include "partial.h"
+
+typedef struct SlotKey
+{
+	const char *customer;		/* "" when the event had none */
+	const char *external_customer;	/* "" when the event had none */
+	TimestampTz slot;			/* start of the 15-minute UTC slot */
+	const char *dims;			/* the meter's filter-key values, encoded (dims.h) */
+} SlotKey;
+
+typedef struct SlotEntry
+{
+	SlotKey		key;
+	bool		mark;			/* recompute this customer's slot from the raw events */
+	Partial		partial;
+} SlotEntry;
+
+typedef struct SlotSet
+{
+	MemoryContext cxt;
+	HTAB	   *entries;
+	Size		bytes;			/* about how much memory the set holds */
+} SlotSet;
+
+extern SlotSet *slotset_create(MemoryContext cxt);
+extern long slotset_count(const SlotSet *set);
+
+/* The entry of a key, created empty when new. */
+extern SlotEntry *slotset_entry(SlotSet *set, const SlotKey *key);
+
+/* The entries ordered by (external customer, customer, slot, dims); palloc'd. */
+extern SlotEntry **slotset_sorted(SlotSet *set, int *n);
+
+/* Key order: external customer, customer, slot, dims. */
+extern int	slotkey_compare(const SlotKey *a, const SlotKey *b);
+
+/* The stored form of sorted entries of one aggregation. dim_keys name the dimensions. */
+extern bytea *slotset_encode(SlotEntry **entries, int n, const Aggregation *agg,
+							 int ndim_keys, const char *const *dim_keys);
+
+/*
+ * Read a stored set. For each entry, target(key, mark, arg) returns the partial state to
+ * add the entry's partial state to, or NULL to skip it; the key's strings live as long as
+ * the decode's memory (CurrentMemoryContext). remap as in partial_combine. A damaged
+ * value is an error (XX001), never a crash.
+ */
+typedef Partial *(*SlotTarget) (const SlotKey *key, bool mark, void *arg);
+extern void slotset_decode(bytea *stored, const Aggregation *agg, SlotTarget target,
+						   BucketRemap remap, void *arg);
+
+/* The dimension keys a stored set was written with; palloc'd. */
+extern char **slotset_dim_keys(bytea *stored, int *n);
+
+#endif							/* METER_SLOTSET_H */

@@ -1,0 +1,539 @@
+/*
+ * usage.c — the engine of the usage functions (see usage.h).
+ *
+ * The windows of the request are cut into cells (the bucket_size buckets of a bucketed
+ * MAX, else the windows themselves). A stored partial state covers one 15-minute slot:
+ * it serves its cell when the slot lies inside the cell; the slots a cell boundary cuts
+ * (an unaligned start, end or billing anchor, MINUTE windows, a zone offset off the
+ * quarter hour) and the slots marked for recomputation are read from the raw events
+ * instead, in the same snapshot. Compacted rows and pending rows are read together, so
+ * usage is exact at commit whatever has not been folded yet; the cost grows with the
+ * windows and the customer-days they span, not with the events.
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "buckets.h"
+#include "dims.h"
+#include "event_value.h"
+#include "raw.h"
+#include "slotset.h"
+#include "store.h"
+#include "usage.h"
+#include "windows.h"
+
+/* ── Windows and cells ───────────────────────────────────────────────────────────── */
+
+typedef struct Bounds
+{
+	int			n;
+	int			cap;
+	TimestampTz *start;
+	TimestampTz *end;
+} Bounds;
+
+static void
+bounds_add(Bounds *b, TimestampTz s, TimestampTz e)
+{
+	if (b->n == b->cap)
+	{
+		b->cap = Max(16, b->cap * 2);
+		b->start = b->start ? repalloc(b->start, sizeof(TimestampTz) * b->cap) : palloc(sizeof(TimestampTz) * b->cap);
+		b->end = b->end ? repalloc(b->end, sizeof(TimestampTz) * b->cap) : palloc(sizeof(TimestampTz) * b->cap);
+	}
+	b->start[b->n] = s;
+	b->end[b->n++] = e;
+}
+
+static void
+windows_of(Bounds *b, TimestampTz s, TimestampTz e, WindowSize size, const UsageRequest *r)
+{
+	WindowIter	it;
+	TimestampTz ws,
+				we;
+
+	windows_begin(&it, s, e, size, r->tz, r->has_anchor, r->anchor);
+	while (windows_next(&it, &ws, &we))
+		bounds_add(b, ws, we);
+}
+
+/* The earliest slot a reset-NEVER usage must start from: the meter's first day with
+ * stored usage, or its first raw event. */
+static TimestampTz
+history_start(const UsageRequest *r)
+{
+	MeterDef   *m = r->meter;
+	TimestampTz t0 = r->start;
+	int			rc;
+	char	   *sql;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (!r->from_events)
+	{
+		sql = psprintf("SELECT least((SELECT min(day) FROM meter.rollup_totals WHERE tenant_id = %s"
+					   " AND environment_id = %s AND meter_id = %s),"
+					   " (SELECT min(first_day) FROM meter.pending WHERE tenant_id = %s"
+					   " AND environment_id = %s AND meter_id = %s))",
+					   quote_literal_cstr(m->tenant), quote_literal_cstr(m->environment),
+					   quote_literal_cstr(m->id), quote_literal_cstr(m->tenant),
+					   quote_literal_cstr(m->environment), quote_literal_cstr(m->id));
+		rc = SPI_execute(sql, true, 1);
+		if (rc == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			if (!isnull && !DATE_NOT_FINITE(DatumGetDateADT(d)))
+				t0 = Min(t0, (TimestampTz) DatumGetDateADT(d) * USECS_PER_DAY);
+		}
+	}
+	else
+	{
+		int			ntables;
+		Oid		   *tables = OidIsValid(r->source) ? &((Oid *) palloc(sizeof(Oid)))[0] : NULL;
+
+		if (tables != NULL)
+		{
+			tables[0] = r->source;
+			ntables = 1;
+		}
+		else
+			tables = raw_tracked_tables(&ntables, NULL);
+		for (int i = 0; i < ntables; i++)
+		{
+			if (get_rel_name(tables[i]) == NULL)
+				continue;
+			sql = psprintf("SELECT min(\"timestamp\") FROM %s WHERE tenant_id = %s AND environment_id = %s"
+						   " AND event_name = %s AND \"timestamp\" < %s::pg_catalog.timestamptz",
+						   quote_qualified_identifier(get_namespace_name(get_rel_namespace(tables[i])),
+													  get_rel_name(tables[i])),
+						   quote_literal_cstr(m->tenant), quote_literal_cstr(m->environment),
+						   quote_literal_cstr(m->event_name),
+						   quote_literal_cstr(DatumGetCString(DirectFunctionCall1(timestamptz_out,
+																				  TimestampTzGetDatum(r->start)))));
+			rc = SPI_execute(sql, true, 1);
+			if (rc == SPI_OK_SELECT && SPI_processed == 1)
+			{
+				bool		isnull;
+				Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+				if (!isnull)
+					t0 = Min(t0, slot_start(DatumGetTimestampTz(d)));
+			}
+		}
+	}
+	SPI_finish();
+	return t0;
+}
+
+static void
+build_cells(Usage *u)
+{
+	const UsageRequest *r = &u->req;
+	Bounds		w = {0};
+	Bounds		c = {0};
+	bool		bucketed = AGG_BUCKETED(r->meter->agg);
+
+	u->first_window = 0;
+	if (r->meter->reset_never)
+	{
+		TimestampTz t0 = history_start(r);
+
+		if (t0 < r->start)
+		{
+			bounds_add(&w, t0, r->start);
+			u->first_window = 1;
+		}
+	}
+	windows_of(&w, r->start, r->end, r->window_size, r);
+	u->nwindows = w.n;
+	u->ws = w.start;
+	u->we = w.end;
+	u->cell_window = palloc(sizeof(int) * Max(w.n, 16));
+	if (!bucketed)
+	{
+		c = w;
+		for (int i = 0; i < w.n; i++)
+			u->cell_window[i] = i;
+	}
+	else
+		for (int i = 0; i < w.n; i++)
+		{
+			int			before = c.n;
+
+			windows_of(&c, w.start[i], w.end[i], r->meter->agg->bucket_size, r);
+			u->cell_window = repalloc(u->cell_window, sizeof(int) * Max(c.cap, 16));
+			for (int j = before; j < c.n; j++)
+				u->cell_window[j] = i;
+		}
+	u->ncells = c.n;
+	u->cell_start = palloc(sizeof(TimestampTz) * (c.n + 1));
+	memcpy(u->cell_start, c.start, sizeof(TimestampTz) * c.n);
+	u->cell_start[c.n] = r->end;
+}
+
+/* The cell holding t, or -1 outside [first cell, end). */
+static int
+cell_of(const Usage *u, TimestampTz t)
+{
+	int			lo = 0,
+				hi = u->ncells - 1;
+
+	if (u->ncells == 0 || t < u->cell_start[0] || t >= u->cell_start[u->ncells])
+		return -1;
+	while (lo < hi)
+	{
+		int			mid = (lo + hi + 1) / 2;
+
+		if (u->cell_start[mid] <= t)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
+static TimestampTz
+remap_to_cell(TimestampTz key, void *arg)
+{
+	Usage	   *u = arg;
+	int			c = cell_of(u, key);
+
+	return c < 0 ? key : u->cell_start[c];
+}
+
+/* ── Groups and their cells ──────────────────────────────────────────────────────── */
+
+static Partial *
+cell_partial(Usage *u, int g, int cell)
+{
+	if (g >= u->groups_cap)
+	{
+		int			cap = Max(g + 1, u->groups_cap * 2);
+
+		u->cells = u->cells ? repalloc(u->cells, sizeof(Partial **) * cap) : palloc(sizeof(Partial **) * cap);
+		for (int i = u->groups_cap; i < cap; i++)
+			u->cells[i] = NULL;
+		u->groups_cap = cap;
+	}
+	if (g >= u->ngroups)
+		u->ngroups = g + 1;
+	if (u->cells[g] == NULL)
+		u->cells[g] = MemoryContextAllocZero(u->cxt, sizeof(Partial *) * Max(u->ncells, 1));
+	if (u->cells[g][cell] == NULL)
+	{
+		u->cells[g][cell] = MemoryContextAlloc(u->cxt, sizeof(Partial));
+		partial_init(u->cells[g][cell], u->cxt);
+	}
+	return u->cells[g][cell];
+}
+
+static int
+group_of(Usage *u, const char *customer, const char *external, const char *dims)
+{
+	if (u->req.customer != NULL && strcmp(customer, u->req.customer) != 0)
+		return -1;
+	if (u->req.external_customer != NULL && strcmp(external, u->req.external_customer) != 0)
+		return -1;
+	return u->req.group_of ? u->req.group_of(u, customer, external, dims) : 0;
+}
+
+/* ── Raw slots ───────────────────────────────────────────────────────────────────── */
+
+static int
+cmp_ts(const void *a, const void *b)
+{
+	TimestampTz x = *(const TimestampTz *) a;
+	TimestampTz y = *(const TimestampTz *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool
+slot_is_raw(const Usage *u, TimestampTz slot)
+{
+	return u->nraw > 0 &&
+		bsearch(&slot, u->raw_slots, u->nraw, sizeof(TimestampTz), cmp_ts) != NULL;
+}
+
+/* Slots that a cell boundary cuts, plus the given marked ones; sorted, distinct. */
+static void
+collect_raw_slots(Usage *u, TimestampTz *marked, int nmarked)
+{
+	TimestampTz *s = palloc(sizeof(TimestampTz) * (u->ncells + 1 + nmarked + 1));
+	int			n = 0;
+
+	for (int i = 0; i <= u->ncells; i++)
+		if (!slot_aligned(u->cell_start[i]))
+			s[n++] = slot_start(u->cell_start[i]);
+	for (int i = 0; i < nmarked; i++)
+		s[n++] = marked[i];
+	qsort(s, n, sizeof(TimestampTz), cmp_ts);
+	u->nraw = 0;
+	for (int i = 0; i < n; i++)
+		if (u->nraw == 0 || s[u->nraw - 1] != s[i])
+			s[u->nraw++] = s[i];
+	u->raw_slots = s;
+}
+
+/* ── Stored partial states ───────────────────────────────────────────────────────── */
+
+typedef struct PendingRead
+{
+	Usage	   *u;
+	SlotSet    *set;
+	TimestampTz *marked;
+	int			nmarked;
+	int			cap;
+} PendingRead;
+
+/* Does a stored slot count for the request at all? */
+static bool
+slot_in_range(const Usage *u, TimestampTz slot)
+{
+	return u->ncells > 0 && slot + SLOT_USECS > u->cell_start[0] && slot < u->req.end;
+}
+
+static Partial *
+pending_target(const SlotKey *key, bool mark, void *arg)
+{
+	PendingRead *p = arg;
+	SlotEntry  *e;
+
+	if (!slot_in_range(p->u, key->slot) ||
+		group_of(p->u, key->customer, key->external_customer, key->dims) < 0)
+		return NULL;
+	e = slotset_entry(p->set, key);
+	if (mark && !e->mark)
+	{
+		e->mark = true;
+		if (p->nmarked == p->cap)
+		{
+			p->cap = Max(16, p->cap * 2);
+			p->marked = p->marked ? repalloc(p->marked, sizeof(TimestampTz) * p->cap) : palloc(sizeof(TimestampTz) * p->cap);
+		}
+		p->marked[p->nmarked++] = key->slot;
+	}
+	return &e->partial;
+}
+
+static void
+pending_visit(const StoredRow *row, void *arg)
+{
+	PendingRead *p = arg;
+
+	slotset_decode(row->data, p->u->req.meter->agg, pending_target, NULL, p);
+}
+
+/* The cell partial a whole stored slot adds to, or NULL. */
+static Partial *
+stored_target(const SlotKey *key, bool mark, void *arg)
+{
+	Usage	   *u = arg;
+	int			g,
+				cell;
+
+	if (!slot_in_range(u, key->slot) || slot_is_raw(u, key->slot))
+		return NULL;
+	g = group_of(u, key->customer, key->external_customer, key->dims);
+	cell = cell_of(u, key->slot);
+	if (g < 0 || cell < 0)
+		return NULL;
+	return cell_partial(u, g, cell);
+}
+
+static void
+stored_visit(const StoredRow *row, void *arg)
+{
+	Usage	   *u = arg;
+
+	slotset_decode(row->data, u->req.meter->agg, stored_target, remap_to_cell, u);
+}
+
+static bool
+reads_totals(const UsageRequest *r)
+{
+	return r->customer == NULL && r->external_customer == NULL && !r->by_customer;
+}
+
+static void
+read_stored(Usage *u)
+{
+	const UsageRequest *r = &u->req;
+	MeterDef   *m = r->meter;
+	MeterScope	scope = {m->tenant, m->environment, m->id};
+	DateADT		lo = slot_day(u->cell_start[0]);
+	DateADT		hi = slot_day(r->end - 1);
+	PendingRead p = {u, slotset_create(CurrentMemoryContext), NULL, 0, 0};
+	SlotEntry **entries;
+	int			n;
+
+	store_read_pending(&scope, lo, hi, pending_visit, &p);
+	collect_raw_slots(u, p.marked, p.nmarked);
+	store_read(&scope, reads_totals(r), r->customer, r->external_customer, lo, hi, stored_visit, u);
+	entries = slotset_sorted(p.set, &n);
+	for (int i = 0; i < n; i++)
+	{
+		Partial    *into = stored_target(&entries[i]->key, false, u);
+
+		if (into != NULL)
+			partial_combine(into, &entries[i]->partial, m->agg, 1, remap_to_cell, u);
+	}
+}
+
+/* ── Raw events ──────────────────────────────────────────────────────────────────── */
+
+static void
+raw_event(const EventRow *row, void *arg)
+{
+	Usage	   *u = arg;
+	MeterDef   *m = u->req.meter;
+	EventValue	ev;
+	int			cell,
+				g;
+	MemoryContext old;
+
+	if (m->filters->nkeys > 0 &&
+		(row->properties == NULL || !filters_match(m->filters, row->properties)))
+		return;
+	cell = cell_of(u, row->timestamp);
+	if (cell < 0)
+		return;
+	g = group_of(u, row->customer, row->external_customer,
+				 dims_of_event(m->filters, row->properties));
+	if (g < 0)
+		return;
+	event_value_fill(m->agg, row->properties, row->timestamp, u->cell_start[cell], &ev);
+	old = MemoryContextSwitchTo(u->cxt);
+	partial_add_event(cell_partial(u, g, cell), m->agg, 1, &ev);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+read_raw(Usage *u)
+{
+	const UsageRequest *r = &u->req;
+	RawScan		scan = {0};
+	TimestampTz *lo,
+			   *hi;
+	int			n = 0;
+
+	if (u->ncells == 0)
+		return;
+	scan.tenant = r->meter->tenant;
+	scan.environment = r->meter->environment;
+	scan.event_name = r->meter->event_name;
+	scan.customer = r->customer;
+	scan.external_customer = r->external_customer;
+	scan.source = r->source;
+	if (r->from_events)
+	{
+		lo = &u->cell_start[0];
+		hi = (TimestampTz *) &r->end;
+		n = 1;
+	}
+	else
+	{
+		lo = palloc(sizeof(TimestampTz) * (u->nraw + 1));
+		hi = palloc(sizeof(TimestampTz) * (u->nraw + 1));
+		for (int i = 0; i < u->nraw; i++)
+		{
+			TimestampTz s = Max(u->raw_slots[i], u->cell_start[0]);
+			TimestampTz e = Min(u->raw_slots[i] + SLOT_USECS, r->end);
+
+			if (s >= e)
+				continue;
+			if (n > 0 && hi[n - 1] == s)
+				hi[n - 1] = e;
+			else
+			{
+				lo[n] = s;
+				hi[n++] = e;
+			}
+		}
+	}
+	raw_scan(&scan, lo, hi, n, NULL, raw_event, u);
+}
+
+void
+usage_compute(Usage *u, const UsageRequest *req)
+{
+	memset(u, 0, sizeof(Usage));
+	u->req = *req;
+	u->cxt = CurrentMemoryContext;
+	build_cells(u);
+	if (!req->from_events)
+		read_stored(u);
+	read_raw(u);
+}
+
+/* ── Values ──────────────────────────────────────────────────────────────────────── */
+
+void
+usage_values(Usage *u, int g, Numeric **values, bool **nulls)
+{
+	const Aggregation *agg = u->req.meter->agg;
+	int			nout = usage_nwindows(u);
+	Partial		running;
+	Partial		own;
+	int			c = 0;
+
+	*values = palloc(sizeof(Numeric) * Max(nout, 1));
+	*nulls = palloc(sizeof(bool) * Max(nout, 1));
+	partial_init(&running, CurrentMemoryContext);
+	for (int w = 0; w < u->nwindows; w++)
+	{
+		Numeric		prior_sum = partial_sum(&running);
+		bool		prior_values = running.n > 0;
+		Numeric		v;
+		bool		isnull;
+
+		partial_init(&own, CurrentMemoryContext);
+		if (c + 1 <= u->ncells && (c + 1 == u->ncells || u->cell_window[c + 1] != w) &&
+			u->cell_window[c] == w)
+		{
+			/* one cell: the window's partial state is the cell's own */
+			if (g < u->ngroups && u->cells[g] != NULL && u->cells[g][c] != NULL)
+				own = *u->cells[g][c];
+			c++;
+		}
+		else
+			for (; c < u->ncells && u->cell_window[c] == w; c++)
+				if (g < u->ngroups && u->cells[g] != NULL && u->cells[g][c] != NULL)
+					partial_combine(&own, u->cells[g][c], agg, 1, NULL, NULL);
+		if (!u->req.meter->reset_never)
+			v = partial_final(&own, agg, u->ws[w], u->we[w], &isnull);
+		else
+		{
+			partial_combine(&running, &own, agg, 1, NULL, NULL);
+			if (agg->type != AGG_WEIGHTED_SUM)
+				v = partial_final(&running, agg, u->ws[w], u->we[w], &isnull);
+			else
+			{
+				/* events before the window count fully, the window's own weighted */
+				v = partial_final(&own, agg, u->ws[w], u->we[w], &isnull);
+				if (prior_values)
+					v = numeric_add_opt_error(v, prior_sum, NULL);
+			}
+		}
+		if (w >= u->first_window)
+		{
+			(*values)[w - u->first_window] = v;
+			(*nulls)[w - u->first_window] = isnull;
+		}
+	}
+}
+
+pg_tz *
+usage_timezone(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		return windows_timezone("UTC");
+	return windows_timezone(text_to_cstring(PG_GETARG_TEXT_PP(argno)));
+}
