@@ -324,14 +324,15 @@ SELECT results_eq($$SELECT * FROM meter.ingest('[
 	{"id":"tr3","event_name":"tracked","external_customer_id":"x1","timestamp":"2024-03-10T20:02:00Z","properties":{"tokens":"many"}},
 	{"id":"tr4","event_name":"tracked","customer_id":"c1","timestamp":"2024-03-10T20:03:00Z"}]')$$,
 	$$VALUES (4, 1)$$, 'events for two meters');
-SELECT is((SELECT sum(r.events)::int FROM meter.rollups r JOIN t30_meters m ON m.id = r.meter_id WHERE m.kind = 'count'), 4,
+-- What the trigger stored (meter.stored_slots: compacted and pending partial states).
+SELECT is((SELECT sum(s.events)::int FROM t30_meters m, meter.stored_slots(m.id) s WHERE m.kind = 'count'), 4,
 	'the COUNT meter counted the 4 stored events (not the duplicate)');
-SELECT is((SELECT sum(r.sum) FROM meter.rollups r JOIN t30_meters m ON m.id = r.meter_id WHERE m.kind = 'sum'), 12.5,
+SELECT is((SELECT sum(s.sum) FROM t30_meters m, meter.stored_slots(m.id) s WHERE m.kind = 'sum'), 12.5,
 	'the SUM meter summed the first copy of tr1 and the numeric string');
 SELECT results_eq($$SELECT * FROM meter.ingest('[{"id":"tr2","event_name":"tracked","customer_id":"c1","properties":{"tokens":99}}]')$$,
 	$$VALUES (0, 1)$$, 're-sent event');
-SELECT is((SELECT sum(r.sum) FROM meter.rollups r JOIN t30_meters m ON m.id = r.meter_id WHERE m.kind = 'sum'), 12.5,
-	'a re-sent event changes no rollup');
+SELECT is((SELECT sum(s.sum) FROM t30_meters m, meter.stored_slots(m.id) s WHERE m.kind = 'sum'), 12.5,
+	'a re-sent event changes no stored usage');
 SELECT is_empty($$SELECT * FROM meter.verify()$$, 'meter.verify() is empty after ingesting');
 
 -- ── Roles and search_path ─────────────────────────────────────────────────────────
