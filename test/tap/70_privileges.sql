@@ -1,9 +1,10 @@
 -- Least privilege (SPEC §5, §9): readers read, writers write events, admins define
--- meters; nobody but the extension owner writes rollups or runs maintenance; every role
+-- meters (and may compact); nobody but the extension owner writes stored usage
+-- (meter.pending, meter.rollups, meter.rollup_totals) or runs maintenance; every role
 -- stays inside its tenant through every function and table.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(87);
+SELECT plan(102);
 
 CREATE ROLE meter_tap_reader NOLOGIN NOSUPERUSER NOBYPASSRLS;
 CREATE ROLE meter_tap_writer NOLOGIN NOSUPERUSER NOBYPASSRLS;
@@ -46,29 +47,40 @@ SELECT meter.create_meter('api', 'B calls', '{"type":"SUM","field":"n"}', id => 
 INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
 VALUES ('b1', 'api', 'c', '2024-01-01 10:00+00', '{"n":5}'),
        ('b2', 'api', 'c', '2024-01-01 10:05+00', '{"n":"y"}');
+-- Both tenants' rows folded (as the owner), then one pending row each: every stored-usage
+-- table holds rows of both tenants.
+SELECT meter.compact();
+SET LOCAL meter.tenant_id = 'tA';
+SELECT meter.compact();
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+VALUES ('a0', 'api', 'c', '2024-01-01 09:00+00', '{"n":0}');
+SET LOCAL meter.tenant_id = 'tB';
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+VALUES ('b0', 'api', 'c', '2024-01-01 09:00+00', '{"n":0}');
 CREATE TEMP TABLE b_before AS
 	SELECT (SELECT count(*) FROM meter.events WHERE tenant_id = 'tB') AS events,
 		(SELECT string_agg(id || properties::text, ',' ORDER BY id) FROM meter.events WHERE tenant_id = 'tB') AS props,
 		(SELECT string_agg(id || filters::text || status::text, ',' ORDER BY id) FROM meter.meters WHERE tenant_id = 'tB') AS meters,
-		(SELECT string_agg(meter_id || sum::text, ',') FROM meter.rollups WHERE tenant_id = 'tB') AS rollups;
+		(SELECT string_agg(concat_ws(' ', customer_id, slot, events, n, sum), ',' ORDER BY slot, customer_id)
+			FROM meter.stored_slots('priv_b')) AS stored;
 GRANT SELECT ON b_before TO PUBLIC;
 
 -- ── Functions that are not public ───────────────────────────────────────────────────
 SELECT ok(NOT has_function_privilege('meter_tap_nobody', p, 'EXECUTE'), p || ' is not executable by PUBLIC')
 FROM unnest(ARRAY['meter.track_usage()', 'meter.on_meter_change()', 'meter.validate_meter()',
 	'meter.lock_tenant(text)', 'meter.rebuild_all()',
-	'meter.refresh_rollups(text[], text[], text[], timestamptz[])', 'meter.track(regclass)',
+	'meter.compact(text)', 'meter.track(regclass)',
 	'meter.untrack(regclass)', 'meter.rebuild(text)', 'meter.grant_reader(regrole)',
 	'meter.grant_writer(regrole)', 'meter.grant_admin(regrole)', 'meter.revoke_access(regrole)']) p;
 
 -- ── SECURITY DEFINER audit: pinned search_path, a comment ───────────────────────────
 SELECT is(
-	(SELECT string_agg(p.oid::regprocedure::text, ', ' ORDER BY 1) FROM pg_proc p
+	(SELECT string_agg(p.oid::regprocedure::text, ', ' ORDER BY p.oid::regprocedure::text) FROM pg_proc p
 	 JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
 	 JOIN pg_extension x ON x.oid = d.refobjid AND x.extname = 'meter'
 	 WHERE p.prosecdef),
-	'meter.track_usage(), meter.on_meter_change(), meter.rebuild(text)',
-	'the SECURITY DEFINER functions are the two triggers and rebuild');
+	'meter.compact(text), meter.on_meter_change(), meter.rebuild(text), meter.track_usage()',
+	'the SECURITY DEFINER functions are the two triggers, rebuild and compact');
 SELECT is(
 	(SELECT count(*)::int FROM pg_proc p
 	 JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
@@ -90,12 +102,16 @@ SELECT is(pg_temp.as_role('meter_tap_nobody', 'tA',
 -- ── Reader ──────────────────────────────────────────────────────────────────────────
 SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'SELECT string_agg(id, '','') FROM meter.meters'), 'priv_a',
 	'reader: sees the meters of its tenant only');
-SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'SELECT string_agg(id, '','' ORDER BY id) FROM meter.events'), 'a1,a2',
+SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'SELECT string_agg(id, '','' ORDER BY id) FROM meter.events'), 'a0,a1,a2',
 	'reader: sees the events of its tenant only');
 SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'SELECT string_agg(DISTINCT tenant_id, '','') FROM meter.rollups'), 'tA',
-	'reader: sees the rollups of its tenant only');
-SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'SELECT count(*) FROM meter.rollup_values WHERE tenant_id <> ''tA'''), '0',
-	'reader: no rollup_values of other tenants');
+	'reader: sees the compacted rollups of its tenant only');
+SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'SELECT string_agg(DISTINCT tenant_id, '','') FROM meter.rollup_totals'), 'tA',
+	'reader: sees the all-customer rollups of its tenant only');
+SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'SELECT string_agg(DISTINCT tenant_id, '','') FROM meter.pending'), 'tA',
+	'reader: sees the pending rows of its tenant only');
+SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', $$SELECT sum(events)::text FROM meter.stored_slots('priv_a')$$), '3',
+	'reader: meter.stored_slots of its meter');
 SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'SELECT string_agg(meter_id || '':'' || skipped, '','') FROM meter.skipped'), 'priv_a:1',
 	'reader: meter.skipped shows its tenant''s skips only');
 SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'SELECT count(*) FROM meter.tracked_tables'),
@@ -118,8 +134,10 @@ SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', $$SELECT meter.explain_match
 	'reader: explain_match of another tenant''s meter: not found');
 SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', $$SELECT id FROM meter.get_meter('priv_b')$$), 'P0002',
 	'reader: get_meter of another tenant''s meter: not found');
-SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', $$SELECT count(*) FROM meter.rollups_from_events('priv_b', NULL, NULL)$$), 'P0002',
-	'reader: rollups_from_events of another tenant''s meter: not found');
+SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', $$SELECT count(*) FROM meter.stored_slots('priv_b')$$), 'P0002',
+	'reader: stored_slots of another tenant''s meter: not found');
+SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', $$SELECT count(*) FROM meter.stored_slots('priv_b', true)$$), 'P0002',
+	'reader: stored_slots (all customers) of another tenant''s meter: not found');
 SELECT is(pg_temp.as_role('meter_tap_reader', 'tA',
 	$$INSERT INTO meter.events (event_name, customer_id) VALUES ('api', 'c')$$), '42501',
 	'reader: cannot insert events');
@@ -131,15 +149,18 @@ SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', $$SELECT id FROM meter.disab
 	'reader: cannot disable meters');
 SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'DELETE FROM meter.rollups'), '42501',
 	'reader: cannot change rollups');
+SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'DELETE FROM meter.rollup_totals'), '42501',
+	'reader: cannot change all-customer rollups');
+SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'DELETE FROM meter.pending'), '42501',
+	'reader: cannot change pending rows');
 SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'SELECT count(*) FROM meter.rebuild()'), '42501',
 	'reader: cannot rebuild');
 SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', $$SELECT meter.lock_tenant('tB')$$), '42501',
 	'reader: cannot take a tenant lock');
 SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'SELECT meter.rebuild_all()'), '42501',
 	'reader: cannot rebuild_all');
-SELECT is(pg_temp.as_role('meter_tap_reader', 'tA',
-	$$SELECT meter.refresh_rollups('{priv_b}', '{c}', '{""}', '{2024-01-01 10:00+00}')$$), '42501',
-	'reader: cannot refresh rollups');
+SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'SELECT meter.compact()'), '42501',
+	'reader: cannot compact');
 SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', $$SELECT meter.track('b_before')$$), '42501',
 	'reader: cannot track tables');
 SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', $$SELECT meter.untrack('meter.events')$$), '42501',
@@ -179,6 +200,12 @@ SELECT is(pg_temp.as_role('meter_tap_writer', 'tA', $$SELECT id FROM meter.creat
 	'writer: cannot define meters');
 SELECT is(pg_temp.as_role('meter_tap_writer', 'tA', 'SELECT count(*) FROM meter.rollups'), '42501',
 	'writer: cannot read rollups');
+SELECT is(pg_temp.as_role('meter_tap_writer', 'tA', 'SELECT count(*) FROM meter.pending'), '42501',
+	'writer: cannot read pending rows');
+SELECT is(pg_temp.as_role('meter_tap_writer', 'tA', 'INSERT INTO meter.pending SELECT * FROM meter.pending'), '42501',
+	'writer: cannot write pending rows');
+SELECT is(pg_temp.as_role('meter_tap_writer', 'tA', 'SELECT meter.compact()'), '42501',
+	'writer: cannot compact');
 SELECT is(pg_temp.as_role('meter_tap_writer', 'tA', $$SELECT value FROM meter.usage('priv_a', '2024-01-01', '2024-01-02')$$), '42501',
 	'writer: cannot read usage');
 SELECT is(pg_temp.as_role('meter_tap_writer', 'tA', 'SELECT count(*) FROM meter.meters'), '42501',
@@ -200,7 +227,7 @@ SELECT is(pg_temp.as_role('meter_tap_admin', 'tA',
 	$$SELECT id FROM meter.create_meter('api', 'A count', id => 'priv_a2')$$), 'priv_a2',
 	'admin: defines a meter in its tenant');
 SELECT is((SELECT value FROM meter.usage('priv_a2', '2024-01-01', '2024-01-02')),
-	CASE WHEN to_regprocedure('meter.ingest(jsonb)') IS NULL THEN 2::numeric ELSE 3::numeric END,
+	CASE WHEN to_regprocedure('meter.ingest(jsonb)') IS NULL THEN 3::numeric ELSE 4::numeric END,
 	'the admin''s new meter is built from the existing events');
 SELECT is(pg_temp.as_role('meter_tap_admin', 'tA',
 	$$SELECT meter.filter_keys(filters)::text FROM meter.update_meter('priv_a2', '[{"key":"k","values":["v"]}]')$$), '{k}',
@@ -225,14 +252,40 @@ SELECT is(pg_temp.as_role('meter_tap_admin', 'tA', 'SELECT string_agg(meter_id, 
 SELECT is(pg_temp.as_role('meter_tap_admin', 'tA', $$SELECT count(*) FROM meter.rebuild('priv_b')$$), 'P0002',
 	'admin: cannot rebuild another tenant''s meter');
 SELECT is(pg_temp.as_role('meter_tap_admin', 'tA',
-	$$INSERT INTO meter.rollups VALUES ('tA', '', 'priv_a', 'c', '', '2024-02-01', 1, 1, 1000)$$), '42501',
+	$$INSERT INTO meter.rollups SELECT tenant_id, environment_id, meter_id, external_customer_id, customer_id, day + 1, data
+	  FROM meter.rollups$$), '42501',
 	'admin: cannot write rollups');
+SELECT is(pg_temp.as_role('meter_tap_admin', 'tA', 'INSERT INTO meter.pending SELECT * FROM meter.pending'), '42501',
+	'admin: cannot write pending rows (forge usage)');
+SELECT is(pg_temp.as_role('meter_tap_admin', 'tA', 'UPDATE meter.rollup_totals SET day = day + 1'), '42501',
+	'admin: cannot change all-customer rollups');
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+VALUES ('a5', 'api', 'c', '2024-01-01 10:40+00', '{"n":1}');  -- pending in tenant A (as the owner)
+SELECT is(pg_temp.as_role('meter_tap_admin', 'tA', 'SELECT meter.compact()::text'),
+	(SELECT count(*)::text FROM meter.pending WHERE tenant_id = 'tA'),
+	'admin: compacts its tenant (all its pending rows)');
+SELECT is((SELECT string_agg(DISTINCT tenant_id, ',') FROM meter.pending), 'tB',
+	'admin: compacting tenant A left tenant B''s pending rows alone');
+SELECT is(pg_temp.as_role('meter_tap_admin', 'tA', $$SELECT meter.compact('priv_b')::text$$), 'P0002',
+	'admin: cannot compact another tenant''s meter');
 SELECT is(pg_temp.as_role('meter_tap_admin', 'tA', $$SELECT meter.lock_tenant('tB')$$), '42501',
 	'admin: cannot take tenant locks directly');
 SELECT is(pg_temp.as_role('meter_tap_admin', 'tA', $$INSERT INTO meter.events (event_name, customer_id) VALUES ('api', 'c')$$), '42501',
 	'admin: is not a writer');
 SELECT is(pg_temp.as_role('meter_tap_admin', 'tA', $$SELECT id FROM meter.disable_meter('priv_a2')$$), 'priv_a2',
 	'admin: disables its meter');
+
+-- ── Compaction inside a writer's statement ─────────────────────────────────────────
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+VALUES ('a6', 'api', 'c', '2024-01-01 10:45+00', '{"n":1}');  -- pending in tenant A (as the owner)
+SELECT is(pg_temp.as_role('meter_tap_writer', 'tA', $$SET LOCAL meter.compaction_threshold = 1;
+	INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+	VALUES ('a4', 'api', 'c', '2024-01-01 10:30+00', '{"n":100}')$$), 'ok',
+	'writer: an insert past the compaction threshold compacts as the owner');
+SELECT is((SELECT count(*)::int FROM meter.pending WHERE tenant_id = 'tA'), 0,
+	'the writer''s insert folded tenant A''s pending rows');
+RESET meter.compaction_threshold;
+DELETE FROM meter.events WHERE tenant_id = 'tA' AND id IN ('a4', 'a6');
 
 -- ── Tenant B untouched, rollups exact ───────────────────────────────────────────────
 SELECT is((SELECT events FROM b_before),
@@ -243,9 +296,11 @@ SELECT is((SELECT props FROM b_before),
 SELECT is((SELECT meters FROM b_before),
 	(SELECT string_agg(id || filters::text || status::text, ',' ORDER BY id) FROM meter.meters WHERE tenant_id = 'tB'),
 	'tenant B: meters unchanged');
-SELECT is((SELECT rollups FROM b_before),
-	(SELECT string_agg(meter_id || sum::text, ',') FROM meter.rollups WHERE tenant_id = 'tB'),
-	'tenant B: rollups unchanged');
+SET LOCAL meter.tenant_id = 'tB';
+SELECT is((SELECT stored FROM b_before),
+	(SELECT string_agg(concat_ws(' ', customer_id, slot, events, n, sum), ',' ORDER BY slot, customer_id)
+		FROM meter.stored_slots('priv_b')),
+	'tenant B: stored usage unchanged');
 SELECT is((SELECT count(*)::int FROM meter.meters WHERE tenant_id = 'tB'), 1, 'tenant B: no meter was added');
 SET LOCAL meter.tenant_id = 'tA';
 SELECT is_empty('SELECT * FROM meter.verify()', 'tenant A: verify() empty');
