@@ -1,9 +1,10 @@
--- Usage queries (SPEC §8): meter.usage (rollups) and meter.usage_from_events (raw events),
--- hand-computed reference cases, an independent naive reference, and the rollups
--- recomputed from the raw events (meter.rollups_from_events / rollup_values_from_events).
+-- Usage queries (SPEC §8): meter.usage (stored partial states, compacted and pending) and
+-- meter.usage_from_events (raw events), hand-computed reference cases, an independent
+-- naive reference, and the stored partial states themselves (meter.stored_slots) against
+-- hand-computed ones.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(89);
+SELECT plan(92);
 SET LOCAL timezone = 'UTC';
 SET LOCAL meter.tenant_id = 'tap_usage';
 SET LOCAL meter.environment_id = '';
@@ -18,20 +19,10 @@ EXCEPTION WHEN OTHERS THEN
 	RETURN st || ': ' || msg;
 END $$;
 
--- Rollups of the current tenant recomputed from the raw events (as the tracking trigger
--- keeps them; replaces whatever is there, so it works with or without the trigger).
-CREATE FUNCTION pg_temp.refill() RETURNS void LANGUAGE plpgsql AS $$
-DECLARE m record;
-BEGIN
-	DELETE FROM meter.rollups WHERE tenant_id = meter.current_tenant();
-	DELETE FROM meter.rollup_values WHERE tenant_id = meter.current_tenant();
-	FOR m IN SELECT id FROM meter.meters WHERE tenant_id = meter.current_tenant()
-		AND environment_id = meter.current_environment() AND status <> 'deleted'
-	LOOP
-		INSERT INTO meter.rollups SELECT * FROM meter.rollups_from_events(m.id, NULL, NULL);
-		INSERT INTO meter.rollup_values SELECT * FROM meter.rollup_values_from_events(m.id, NULL, NULL);
-	END LOOP;
-END $$;
+-- What the tracking trigger appended, folded into compacted rows: the checks after a
+-- refill read compacted rows; the random cases below are checked before (pending) and
+-- after it.
+CREATE FUNCTION pg_temp.refill() RETURNS void LANGUAGE sql AS $$ SELECT meter.compact() $$;
 
 -- The single value of a one-window usage call, from the rollups (r) or the events (e).
 CREATE FUNCTION pg_temp.r(mid text, s timestamptz, e timestamptz) RETURNS numeric
@@ -45,21 +36,17 @@ SELECT has_function('meter', 'usage', ARRAY['text', 'timestamp with time zone', 
 SELECT has_function('meter', 'usage_from_events', ARRAY['text', 'timestamp with time zone',
 	'timestamp with time zone', 'text', 'text', 'meter.window_size', 'text', 'timestamp with time zone',
 	'regclass'], 'usage_from_events(…, source)');
-SELECT function_returns('meter', 'rollups_from_events',
-	ARRAY['text', 'timestamp with time zone', 'timestamp with time zone', 'regclass'],
-	'setof meter.rollups', 'rollups_from_events returns SETOF meter.rollups');
-SELECT function_returns('meter', 'rollup_values_from_events',
-	ARRAY['text', 'timestamp with time zone', 'timestamp with time zone', 'regclass'],
-	'setof meter.rollup_values', 'rollup_values_from_events returns SETOF meter.rollup_values');
+SELECT function_returns('meter', 'stored_slots', ARRAY['text', 'boolean'], 'setof record',
+	'stored_slots(meter_id, totals) returns a table');
+SELECT function_returns('meter', 'compact', ARRAY['text'], 'bigint', 'compact(meter_id) returns bigint');
 SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'meter'::regnamespace
-	AND p.proname IN ('usage', 'usage_from_events', 'usage_compute', 'usage_value', 'rollups_from_events',
-		'rollup_values_from_events', 'event_tables', 'events_query', 'windows')
+	AND p.proname IN ('usage', 'usage_from_events', 'stored_slots', 'expected_slots', 'compact', 'verify',
+		'rebuild', 'skips', 'windows')
 	AND obj_description(p.oid, 'pg_proc') IS NULL), 0::bigint, 'every usage function has a comment');
 SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'meter'::regnamespace
-	AND p.proname IN ('usage', 'usage_from_events', 'usage_compute', 'rollups_from_events',
-		'rollup_values_from_events', 'event_tables')
+	AND p.proname IN ('usage', 'usage_from_events')
 	AND (p.prosecdef OR p.proconfig IS NULL OR p.provolatile <> 's')), 0::bigint,
-	'plpgsql usage functions: STABLE, SECURITY INVOKER, fixed search_path');
+	'usage functions: STABLE, SECURITY INVOKER, fixed search_path');
 
 -- ── Hand-computed references ────────────────────────────────────────────────────────
 -- Three API calls in the last two hours.
@@ -224,8 +211,8 @@ SELECT is(pg_temp.err($$SELECT * FROM meter.usage('u_min', '2024-01-01', '2024-0
 	'P0002: meter "u_min" not found', 'a deleted meter is not found');
 SELECT is(pg_temp.err($$SELECT * FROM meter.usage_from_events('nope', '2024-01-01', '2024-02-01')$$),
 	'P0002: meter "nope" not found', 'an unknown meter is not found');
-SELECT is(pg_temp.err($$SELECT * FROM meter.rollups_from_events('nope', NULL, NULL)$$),
-	'P0002: meter "nope" not found', 'rollups_from_events: unknown meter');
+SELECT is(pg_temp.err($$SELECT * FROM meter.stored_slots('nope')$$),
+	'P0002: meter "nope" not found', 'stored_slots: unknown meter');
 SET LOCAL meter.tenant_id = 'someone_else';
 SELECT is(pg_temp.err($$SELECT * FROM meter.usage('u_calls', '2024-01-01', '2024-02-01')$$),
 	'P0002: meter "u_calls" not found', 'another tenant''s meter is not found');
@@ -264,8 +251,9 @@ SELECT is((SELECT value FROM meter.usage_from_events('u_ok_ms', '2024-01-01', '2
 	15::numeric, 'usage_from_events(source): an untracked table, its own tenant''s events only');
 SELECT is((SELECT value FROM meter.usage_from_events('u_ok_ms', '2024-01-01', '2024-02-01')),
 	0::numeric, 'source NULL: the tracked tables only (my_events is not tracked)');
-SELECT is((SELECT count(*) FROM meter.rollups_from_events('u_ok_ms', NULL, NULL, 'my_events')), 2::bigint,
-	'rollups_from_events(source)');
+SELECT is((SELECT array_agg(value ORDER BY window_start) FROM meter.usage_from_events('u_ok_ms', '2024-01-01', '2024-01-05',
+		window_size => 'DAY', source => 'my_events')), ARRAY[0, 7, 8, 0]::numeric[],
+	'usage_from_events(source) in DAY windows');
 CREATE TEMP TABLE not_events (id int, "timestamp" text);
 SELECT is(pg_temp.err($$SELECT * FROM meter.usage_from_events('u_ok_ms', '2024-01-01', '2024-02-01', source => 'not_events')$$),
 	'22023: source table not_events lacks event columns', 'a source without the event columns');
@@ -274,11 +262,13 @@ INSERT INTO "Odd ""name""" SELECT * FROM my_events;
 SELECT is((SELECT value FROM meter.usage_from_events('u_ok_ms', '2024-01-01', '2024-02-01', source => '"Odd ""name"""')),
 	15::numeric, 'a source whose name needs quoting');
 
--- ── rollups_from_events: the exact rollup contract ──────────────────────────────────
+-- ── stored_slots: the exact contract of the stored partial states ───────────────────
 INSERT INTO meter.meters (id, event_name, name, aggregation) VALUES
 	('u_rc_sum', 'rc', 'sum', '{"type":"SUM","field":"v"}'),
 	('u_rc_count', 'rc', 'count', '{"type":"COUNT"}'),
-	('u_rc_uniq', 'rc', 'uniq', '{"type":"COUNT_UNIQUE","field":"v"}');
+	('u_rc_uniq', 'rc', 'uniq', '{"type":"COUNT_UNIQUE","field":"v"}'),
+	('u_rc_ws', 'rc', 'weighted', '{"type":"WEIGHTED_SUM","field":"v"}'),
+	('u_rc_latest', 'rc', 'latest', '{"type":"LATEST","field":"v"}');
 INSERT INTO meter.events (event_name, customer_id, external_customer_id, "timestamp", properties) VALUES
 	('rc', 'c', NULL, '2024-01-01 10:00:00Z', '{"v": 2}'),
 	('rc', 'c', NULL, '2024-01-01 10:14:59.999999Z', '{"v": "3.50"}'),
@@ -286,41 +276,52 @@ INSERT INTO meter.events (event_name, customer_id, external_customer_id, "timest
 	('rc', 'c', NULL, '2024-01-01 10:15:00Z', '{"v": "x"}'),
 	('rc', NULL, 'x', '2024-01-01 10:20:00.5Z', '{"v": 2.0}'),
 	('rc', 'c', NULL, '2024-01-01 10:05:00Z', '{}');
+-- Pending (not compacted yet): one row per customer and 15-minute slot.
 SELECT results_eq(
-	$$SELECT customer_id COLLATE "default", external_customer_id COLLATE "default", bucket, events, n, sum,
-		sum_vt, min, max, latest_at, latest_value FROM meter.rollups_from_events('u_rc_sum', '2024-01-01', '2024-01-02')$$,
-	$$VALUES (''::text, 'x'::text, '2024-01-01 10:15Z'::timestamptz, 1::bigint, 1::bigint, 2::numeric,
-			2 * 1704104400.5, 2::numeric, 2::numeric, '2024-01-01 10:20:00.5Z'::timestamptz, 2::numeric),
-		('c', '', '2024-01-01 10:00Z', 4, 3, 6.50, 2 * 1704103200::numeric + 4.5 * 1704104099.999999, 1, 3.5,
-			'2024-01-01 10:14:59.999999Z', 3.5),
-		('c', '', '2024-01-01 10:15Z', 1, 0, NULL, NULL, NULL, NULL, NULL, NULL)$$,
-	'rollups_from_events: one row per customer and 15-minute bucket, the SUM contract');
+	$$SELECT customer_id, external_customer_id, slot, marked, events, n, sum, sum_vt, best, best_at
+	FROM meter.stored_slots('u_rc_sum') ORDER BY customer_id, external_customer_id, slot$$,
+	$$VALUES (''::text, 'x'::text, '2024-01-01 10:15Z'::timestamptz, false, 1::bigint, 1::bigint, 2::numeric,
+			NULL::numeric, NULL::numeric, NULL::timestamptz),
+		('c', '', '2024-01-01 10:00Z', false, 4, 3, 6.50, NULL, NULL, NULL),
+		('c', '', '2024-01-01 10:15Z', false, 1, 0, NULL, NULL, NULL, NULL)$$,
+	'stored_slots: one row per customer and 15-minute slot, the SUM contract (events, usable values, Σv)');
 SELECT results_eq(
-	$$SELECT customer_id COLLATE "default", external_customer_id COLLATE "default", bucket, events, n, sum,
-		sum_vt, min, max, latest_at, latest_value FROM meter.rollups_from_events('u_rc_count', '2024-01-01', '2024-01-02')$$,
-	$$VALUES (''::text, 'x'::text, '2024-01-01 10:15Z'::timestamptz, 1::bigint, 1::bigint, NULL::numeric,
-			NULL::numeric, NULL::numeric, NULL::numeric, NULL::timestamptz, NULL::numeric),
-		('c', '', '2024-01-01 10:00Z', 4, 4, NULL, NULL, NULL, NULL, NULL, NULL),
-		('c', '', '2024-01-01 10:15Z', 1, 1, NULL, NULL, NULL, NULL, NULL, NULL)$$,
+	$$SELECT customer_id, external_customer_id, slot, events, n, sum FROM meter.stored_slots('u_rc_count')
+	ORDER BY customer_id, external_customer_id, slot$$,
+	$$VALUES (''::text, 'x'::text, '2024-01-01 10:15Z'::timestamptz, 1::bigint, 1::bigint, NULL::numeric),
+		('c', '', '2024-01-01 10:00Z', 4, 4, NULL), ('c', '', '2024-01-01 10:15Z', 1, 1, NULL)$$,
 	'the COUNT contract: n = events, no values');
 SELECT results_eq(
-	$$SELECT customer_id COLLATE "default", bucket, events, n, sum FROM meter.rollups_from_events('u_rc_uniq', '2024-01-01', '2024-01-02')$$,
-	$$VALUES (''::text, '2024-01-01 10:15Z'::timestamptz, 1::bigint, 1::bigint, NULL::numeric),
-		('c', '2024-01-01 10:00Z', 4, 3, NULL), ('c', '2024-01-01 10:15Z', 1, 1, NULL)$$,
-	'the COUNT_UNIQUE contract: n = events with a value');
+	$$SELECT customer_id, slot, events, n, uniques FROM meter.stored_slots('u_rc_uniq') ORDER BY customer_id, slot$$,
+	$$VALUES (''::text, '2024-01-01 10:15Z'::timestamptz, 1::bigint, 1::bigint, '{"2": 1}'::jsonb),
+		('c', '2024-01-01 10:00Z', 4, 3, '{"1": 1, "2": 1, "3.5": 1}'),
+		('c', '2024-01-01 10:15Z', 1, 1, '{"x": 1}')$$,
+	'the COUNT_UNIQUE contract: n = events with a value, distinct values (numbers canonical) with their event counts');
 SELECT results_eq(
-	$$SELECT customer_id COLLATE "default", external_customer_id COLLATE "default", bucket,
-		value COLLATE "default", refs FROM meter.rollup_values_from_events('u_rc_uniq', '2024-01-01', '2024-01-02')$$,
-	$$VALUES (''::text, 'x'::text, '2024-01-01 10:15Z'::timestamptz, '2'::text, 1::bigint),
-		('c', '', '2024-01-01 10:00Z', '1', 1), ('c', '', '2024-01-01 10:00Z', '2', 1),
-		('c', '', '2024-01-01 10:00Z', '3.5', 1), ('c', '', '2024-01-01 10:15Z', 'x', 1)$$,
-	'rollup_values_from_events: the distinct values with their event counts');
-SELECT is((SELECT count(*) FROM meter.rollup_values_from_events('u_rc_sum', NULL, NULL)), 0::bigint,
-	'rollup_values_from_events: nothing for other types');
-SELECT is((SELECT count(*) FROM meter.rollups_from_events('u_rc_sum', '2024-01-01 10:15Z', '2024-01-01 10:30Z')), 2::bigint,
-	'rollups_from_events: only the events in [start, end)');
-SELECT is((SELECT sum(events) FROM meter.rollups_from_events('u_rc_sum', '-infinity', 'infinity')), 6::numeric,
-	'rollups_from_events: infinite bounds');
+	$$SELECT customer_id, slot, sum, sum_vt FROM meter.stored_slots('u_rc_ws') WHERE n > 0 ORDER BY customer_id, slot$$,
+	$$VALUES (''::text, '2024-01-01 10:15Z'::timestamptz, 2::numeric, 2 * 1704104400.5),
+		('c', '2024-01-01 10:00Z', 6.50, 2 * 1704103200::numeric + 4.5 * 1704104099.999999)$$,
+	'the WEIGHTED_SUM contract: Σv and Σ v·t (t in epoch seconds)');
+SELECT results_eq(
+	$$SELECT customer_id, slot, best::text, best_at FROM meter.stored_slots('u_rc_latest') WHERE n > 0 ORDER BY customer_id, slot$$,
+	$$VALUES (''::text, '2024-01-01 10:15Z'::timestamptz, '2.0'::text, '2024-01-01 10:20:00.5Z'::timestamptz),
+		('c', '2024-01-01 10:00Z', '3.50', '2024-01-01 10:14:59.999999Z')$$,
+	'the LATEST contract: the value at the greatest timestamp, ties to the greatest value (3.50 over 1)');
+SELECT results_eq(
+	$$SELECT customer_id, external_customer_id, slot, events, n, uniques FROM meter.stored_slots('u_rc_uniq', true) ORDER BY slot$$,
+	$$VALUES (NULL::text, NULL::text, '2024-01-01 10:00Z'::timestamptz, 4::bigint, 3::bigint, '{"1": 1, "2": 1, "3.5": 1}'::jsonb),
+		(NULL, NULL, '2024-01-01 10:15Z', 2, 2, '{"2": 1, "x": 1}')$$,
+	'stored_slots(totals): all customers together, customer ids NULL');
+CREATE TEMP TABLE rc_pending AS
+	SELECT m, s.* FROM unnest('{u_rc_sum,u_rc_count,u_rc_uniq,u_rc_ws,u_rc_latest}'::text[]) m, meter.stored_slots(m) s;
+SELECT pg_temp.refill();
+SELECT is((SELECT count(*) FROM (
+		(SELECT * FROM rc_pending EXCEPT ALL
+		 SELECT m, s.* FROM unnest('{u_rc_sum,u_rc_count,u_rc_uniq,u_rc_ws,u_rc_latest}'::text[]) m, meter.stored_slots(m) s)
+		UNION ALL
+		(SELECT m, s.* FROM unnest('{u_rc_sum,u_rc_count,u_rc_uniq,u_rc_ws,u_rc_latest}'::text[]) m, meter.stored_slots(m) s
+		 EXCEPT ALL SELECT * FROM rc_pending)) d), 0::bigint,
+	'compaction changes no stored partial state');
 
 -- ── Partial buckets: window edges off the 15-minute grid read the raw events ────────
 INSERT INTO meter.meters (id, event_name, name, aggregation) VALUES ('u_edge', 'edge', 'edge', '{"type":"SUM","field":"v"}');
@@ -365,7 +366,6 @@ FROM generate_series(1, 1500);
 INSERT INTO meter.events (event_name, customer_id, "timestamp", properties)
 SELECT 'rnd', 'c1', '2024-03-09 22:00Z'::timestamptz + g * interval '15 minutes', jsonb_build_object('k', 'a', 'v', g % 7, 'u', g % 3)
 FROM generate_series(0, 40) g;
-SELECT pg_temp.refill();
 
 CREATE FUNCTION pg_temp.reference(mid text, s timestamptz, e timestamptz, cust text, ext text,
 	ws meter.window_size, tz text, anchor timestamptz)
@@ -440,7 +440,17 @@ INSERT INTO cases VALUES
 	(9, '2024-03-01 05:00Z', '2024-03-04 00:00Z', '15MIN', 'Asia/Kathmandu', NULL, NULL, NULL),
 	(10, '2024-02-28 00:00Z', '2024-03-14 00:00Z', '12HOUR', 'Europe/London', NULL, 'c0', NULL),
 	(11, '2024-03-01 00:00Z', '2024-03-16 00:00Z', 'MONTH', 'UTC', '2024-01-31 00:00Z', NULL, NULL);
+-- usage while everything is pending, then after compacting.
 CREATE TEMP TABLE outcomes AS
+SELECT c.n, m.id, 'pending' AS src, u.* FROM cases c, meter.meters m,
+	meter.usage(m.id, c.s, c.e, c.cust, c.ext, c.ws, c.tz, c.anchor) u WHERE m.id LIKE 'rnd\_%';
+CREATE TEMP TABLE slots_pending AS
+	SELECT m.id, s.* FROM meter.meters m, meter.stored_slots(m.id) s WHERE m.id LIKE 'rnd\_%'
+	UNION ALL SELECT m.id, s.* FROM meter.meters m, meter.stored_slots(m.id, true) s WHERE m.id LIKE 'rnd\_%';
+SELECT cmp_ok((SELECT count(*) FROM meter.pending WHERE tenant_id = 'tap_usage' AND meter_id LIKE 'rnd\_%'), '>=', 24::bigint,
+	'the random events were pending (one row per meter at least) when usage was first asked');
+SELECT pg_temp.refill();
+INSERT INTO outcomes
 SELECT c.n, m.id, 'rollups' AS src, u.* FROM cases c, meter.meters m,
 	meter.usage(m.id, c.s, c.e, c.cust, c.ext, c.ws, c.tz, c.anchor) u WHERE m.id LIKE 'rnd\_%'
 UNION ALL
@@ -456,6 +466,13 @@ SELECT n, id, src, window_start, window_end,
 SELECT is((SELECT count(DISTINCT (n, id)) FROM outcomes), 264::bigint, '24 meters × 11 cases');
 SELECT is((SELECT count(*) FROM outcomes WHERE src = 'rollups'), (SELECT count(*) FROM outcomes WHERE src = 'reference'),
 	'as many rows from the rollups as windows');
+SELECT is((SELECT count(*) FROM (
+		(SELECT n, id, window_start, window_end, value FROM outcomes WHERE src = 'pending'
+		EXCEPT ALL SELECT n, id, window_start, window_end, value FROM outcomes WHERE src = 'events')
+		UNION ALL
+		(SELECT n, id, window_start, window_end, value FROM outcomes WHERE src = 'events'
+		EXCEPT ALL SELECT n, id, window_start, window_end, value FROM outcomes WHERE src = 'pending')) d), 0::bigint,
+	'usage with everything pending (not compacted) = usage_from_events exactly');
 SELECT is((SELECT count(*) FROM (
 		(SELECT n, id, window_start, window_end, value FROM outcomes WHERE src = 'rollups'
 		EXCEPT ALL SELECT n, id, window_start, window_end, value FROM outcomes WHERE src = 'events')
@@ -473,12 +490,16 @@ SELECT is((SELECT string_agg(DISTINCT d.n || ':' || d.id, ', ') FROM (
 SELECT cmp_ok((SELECT count(DISTINCT value) FROM outcomes WHERE src = 'rollups'), '>', 1000::bigint,
 	'the random cases are not trivial');
 
--- Rollups of the random data equal a recomputation for any sub-range of aligned buckets.
+-- Compaction of the random data changed no stored partial state (per customer and for all).
 SELECT is((SELECT count(*) FROM (
-	SELECT * FROM meter.rollups WHERE tenant_id = 'tap_usage' AND meter_id = 'rnd_sum_NEVER'
-		AND bucket >= '2024-03-01' AND bucket < '2024-03-02'
-	EXCEPT ALL SELECT * FROM meter.rollups_from_events('rnd_sum_NEVER', '2024-03-01', '2024-03-02')) d), 0::bigint,
-	'rollups_from_events over a sub-range = the stored rows of that range');
+		(SELECT * FROM slots_pending EXCEPT ALL
+		 (SELECT m.id, s.* FROM meter.meters m, meter.stored_slots(m.id) s WHERE m.id LIKE 'rnd\_%'
+		  UNION ALL SELECT m.id, s.* FROM meter.meters m, meter.stored_slots(m.id, true) s WHERE m.id LIKE 'rnd\_%'))
+		UNION ALL
+		((SELECT m.id, s.* FROM meter.meters m, meter.stored_slots(m.id) s WHERE m.id LIKE 'rnd\_%'
+		  UNION ALL SELECT m.id, s.* FROM meter.meters m, meter.stored_slots(m.id, true) s WHERE m.id LIKE 'rnd\_%')
+		 EXCEPT ALL SELECT * FROM slots_pending)) d), 0::bigint,
+	'compacting the random data changes no stored partial state, per customer or for all customers');
 
 -- A value the window function of usage cannot confuse: hostile search_path.
 CREATE SCHEMA evil;
@@ -486,14 +507,16 @@ CREATE FUNCTION evil.plus(numeric, numeric) RETURNS numeric LANGUAGE sql AS 'SEL
 CREATE OPERATOR evil.+ (LEFTARG = numeric, RIGHTARG = numeric, FUNCTION = evil.plus);
 CREATE FUNCTION evil.width_bucket(timestamptz, timestamptz[]) RETURNS integer LANGUAGE sql AS 'SELECT 1';
 CREATE FUNCTION evil.coalesce_fail(text) RETURNS text LANGUAGE sql AS 'SELECT 1/0';
+INSERT INTO meter.events (event_name, customer_id, "timestamp", properties) VALUES ('edge', 'c', '2024-06-01 10:00Z', '{"v": 5}');
 SET LOCAL search_path = evil, pg_catalog, public;
 SELECT is((SELECT value FROM meter.usage('u_never_ws', '2024-01-01', '2024-01-03')), 7.25,
 	'a hostile search_path changes nothing (usage)');
 SELECT is((SELECT value FROM meter.usage_from_events('u_ok_ms', '2024-01-01', '2024-02-01', source => 'my_events')),
 	15::numeric, 'a hostile search_path changes nothing (usage_from_events)');
-SELECT is(meter.usage_value('{"type":"WEIGHTED_SUM","field":"v"}', '2024-01-01', '2024-01-31', 1, 1, 300, 300, 300, 300, NULL,
-	NULL, 300, 300 * extract(epoch FROM '2024-01-16'::timestamptz), NULL), 150::numeric,
-	'a hostile search_path changes nothing (usage_value called directly)');
+SELECT is(meter.compact('u_edge'), 1::bigint, 'a hostile search_path changes nothing (compact)');
+RESET search_path;
+SELECT is((SELECT value FROM meter.usage('u_edge', '2024-06-01', '2024-06-02')), 5::numeric, 'the event compacted under it counts');
+SET LOCAL search_path = evil, pg_catalog, public;
 RESET search_path;
 
 SELECT * FROM finish();
