@@ -5,7 +5,7 @@
 -- search_path = public, meter, pg_catalog; results must equal the expected ones.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(46);
+SELECT plan(55);
 
 CREATE SEQUENCE public.meter_hijack_calls;
 CREATE FUNCTION public.meter_hijack() RETURNS void LANGUAGE plpgsql AS $$
@@ -97,6 +97,15 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
 	RETURN pg_catalog.concat(SQLSTATE, ': ', SQLERRM);
 END $$;
+-- The same for a statement that returns no data.
+CREATE FUNCTION pg_temp.hostile_do(q text) RETURNS text
+LANGUAGE plpgsql SET search_path = public, meter, pg_catalog AS $$
+BEGIN
+	EXECUTE q;
+	RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+	RETURN pg_catalog.concat(SQLSTATE, ': ', SQLERRM);
+END $$;
 SELECT is(pg_temp.hostile($$SELECT ('a'::text = 'a'::text)::text$$), 'P0001: hijacked',
 	'a query of the caller''s own does reach public.=(text, text)');
 SELECT is(pg_temp.hostile('SELECT lower(''A'')'), 'P0001: hijacked', 'and public.lower(text)');
@@ -159,6 +168,27 @@ SELECT is(pg_temp.hostile($$SELECT value::text FROM meter.usage('sp_ws', '2024-0
 	pg_temp.hostile($$SELECT value::text FROM meter.usage_from_events('sp_ws', '2024-03-01', '2024-03-03')$$),
 	'usage = usage_from_events (WEIGHTED_SUM)');
 SELECT is(pg_temp.hostile('SELECT count(*)::text FROM meter.verify()'), '0', 'verify');
+SELECT is(pg_temp.hostile($$SELECT pg_catalog.sum(events)::text FROM meter.stored_slots('sp_sum')$$),
+	(SELECT sum(events)::text FROM meter.stored_slots('sp_sum')), 'stored_slots');
+SELECT is(pg_temp.hostile($$SELECT pg_catalog.sum(events)::text FROM meter.stored_slots('sp_cu', true)$$),
+	(SELECT sum(events)::text FROM meter.stored_slots('sp_cu', true)), 'stored_slots (all customers)');
+SELECT is(pg_temp.hostile('SELECT pg_catalog.sum(skipped)::text FROM meter.skipped'),
+	(SELECT sum(skipped)::text FROM meter.skipped), 'meter.skipped');
+CREATE TEMP TABLE sp_pending AS SELECT count(*)::text AS n FROM meter.pending WHERE tenant_id = 'sp';
+SELECT is(pg_temp.hostile('SELECT meter.compact()::text'), (SELECT n FROM sp_pending), 'compact');
+SET LOCAL meter.compaction_threshold = 1;
+SELECT is(pg_temp.hostile($$WITH i AS (INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+	VALUES ('e6', 'api', 'c2', '2024-03-02 10:00+00', '{"n":1,"model":"a","u":"v"}') RETURNING 1) SELECT count(*)::text FROM i$$), '1',
+	'INSERT compacting in the statement (compaction_threshold = 1)');
+RESET meter.compaction_threshold;
+SELECT is(pg_temp.hostile_do($$MERGE INTO meter.events e USING (VALUES ('e6', 'delete'), ('e3', 'update'), ('e7', 'insert')) v(id, what)
+	ON e.tenant_id OPERATOR(pg_catalog.=) 'sp' AND e.environment_id OPERATOR(pg_catalog.=) '' AND e.id OPERATOR(pg_catalog.=) v.id
+	WHEN MATCHED AND v.what OPERATOR(pg_catalog.=) 'delete' THEN DELETE
+	WHEN MATCHED THEN UPDATE SET "timestamp" = '2024-03-02 23:00+00', customer_id = 'c1'
+	WHEN NOT MATCHED THEN INSERT (id, event_name, customer_id, "timestamp", properties)
+		VALUES (v.id, 'api', 'c2', '2024-03-02 10:05+00', '{"n":2,"model":"a"}')$$), 'ok',
+	'MERGE with delete, update and insert branches');
+SELECT is(pg_temp.hostile('SELECT count(*)::text FROM meter.verify()'), '0', 'verify after compacting and MERGE');
 SELECT is(pg_temp.hostile('SELECT string_agg(meter_id, '','' ORDER BY meter_id) FROM meter.rebuild()'),
 	'sp_cu,sp_max,sp_sum,sp_ws', 'rebuild');
 SELECT is(pg_temp.hostile('SELECT meter.rebuild_all()::text'), '4', 'rebuild_all');
@@ -195,6 +225,10 @@ SELECT is(pg_temp.hostile($$WITH i AS (INSERT INTO public.my_events (id, event_n
 SELECT is(pg_temp.hostile($$SELECT value::text FROM meter.usage_from_events('sp_sum', '2024-03-01', '2024-03-02', source => 'public.my_events')$$),
 	'100', 'usage_from_events from one source table');
 SELECT is(pg_temp.hostile('SELECT count(*)::text FROM meter.verify()'), '0', 'verify with two tracked tables');
+SELECT is(pg_temp.hostile_do('TRUNCATE public.my_events'), 'ok', 'TRUNCATE of a tracked table');
+SELECT is(pg_temp.hostile($$SELECT value::text FROM meter.usage('sp_sum', '2024-03-01', '2024-03-02')$$),
+	pg_temp.hostile($$SELECT value::text FROM meter.usage_from_events('sp_sum', '2024-03-01', '2024-03-02')$$),
+	'usage = usage_from_events after the TRUNCATE');
 SELECT is(pg_temp.hostile($$SELECT 'ok' FROM meter.untrack('public.my_events')$$), 'ok', 'untrack');
 SELECT is(pg_temp.hostile($$SELECT filters::text FROM meter.update_meter('sp_sum', '[]')$$), '[]', 'update_meter');
 SELECT is(pg_temp.hostile($$SELECT status::text FROM meter.disable_meter('sp_max')$$), 'archived', 'disable_meter');
