@@ -5,8 +5,9 @@
   (b) a multi-row INSERT into meter.events;
   (c) COPY into meter.events;
 plus re-sent events (duplicates), row-level security between tenants, and meters of
-several types whose rollups (kept by the tracking trigger) must equal what the raw events
-say: meter.verify() empty, rollup totals equal to totals computed from meter.events.
+several types whose stored usage (kept by the tracking trigger) must equal what the raw
+events say: meter.verify() empty, stored totals and meter.usage per customer equal to
+figures computed with plain SQL from meter.events, before and after meter.compact().
 
 Connects with PGHOST/PGPORT/PGUSER from the environment, creates its own database and
 drops it afterwards. Exit status 0 means every check passed.
@@ -240,49 +241,76 @@ def create_meters(cur):
     return meters
 
 
+RANGE = "'2000-01-01', '2100-01-01'"
+
+
+def usage(cur, meter, customer=None, external=None):
+    """meter.usage over the whole range (one window), for one customer or all."""
+    cur.execute("SELECT value FROM meter.usage(%s, " + RANGE + ", customer_id => %s, external_customer_id => %s)",
+                (meter, customer, external))
+    return cur.fetchone()[0]
+
+
 def check_rollups(cur, meters):
+    """Stored usage (kept by the tracking trigger) against figures computed here with plain
+    SQL over the raw events: per customer and in total, through meter.stored_slots (what is
+    stored) and meter.usage (what is billed)."""
     # This session is a superuser (row-level security does not apply): filter by tenant.
     cur.execute("SELECT count(*) FROM meter.verify()")
     check_eq(cur.fetchone()[0], 0, "meter.verify() is empty")
-    # COUNT: per customer, rollup events = raw events.
+    raw_q = """SELECT coalesce(customer_id, '') AS c, coalesce(external_customer_id, '') AS x, count(*) AS n
+               FROM meter.events WHERE tenant_id = 'acme' AND event_name = 'api_call' GROUP BY 1, 2"""
+    # COUNT: per customer, stored events = raw events.
     cur.execute("""
-        WITH raw AS (SELECT coalesce(customer_id, '') AS c, coalesce(external_customer_id, '') AS x, count(*) AS n
-                     FROM meter.events WHERE tenant_id = 'acme' AND event_name = 'api_call' GROUP BY 1, 2),
+        WITH raw AS (""" + raw_q + """),
              r AS (SELECT customer_id AS c, external_customer_id AS x, sum(events) AS n
-                   FROM meter.rollups WHERE meter_id = %s GROUP BY 1, 2)
+                   FROM meter.stored_slots(%s) GROUP BY 1, 2)
         SELECT count(*) FROM raw FULL JOIN r USING (c, x) WHERE raw.n IS DISTINCT FROM r.n""", (meters["calls"],))
-    check_eq(cur.fetchone()[0], 0, "COUNT meter: rollup totals per customer equal the raw event counts")
-    cur.execute("SELECT coalesce(sum(events), 0) FROM meter.rollups WHERE meter_id = %s", (meters["calls"],))
-    total_calls = cur.fetchone()[0]
+    check_eq(cur.fetchone()[0], 0, "COUNT meter: stored events per customer equal the raw event counts")
+    cur.execute(raw_q)
+    per_customer = cur.fetchall()
+    bad = [(c, x, n, usage(cur, meters["calls"], c, x)) for c, x, n in per_customer]
+    bad = [b for b in bad if b[2] != b[3]]
+    check(not bad and len(per_customer) > 5,
+          "COUNT meter: meter.usage per customer equals the raw event counts (%d customers)%s"
+          % (len(per_customer), "" if not bad else " (differ: %r)" % bad[:5]))
+    total_calls = usage(cur, meters["calls"])
     cur.execute("SELECT count(*) FROM meter.events WHERE tenant_id = 'acme' AND event_name = 'api_call'")
-    check_eq(total_calls, cur.fetchone()[0], "COUNT meter: total equals the number of api_call events")
+    check_eq(total_calls, cur.fetchone()[0], "COUNT meter: usage equals the number of api_call events")
     # SUM of tokens (numbers and numeric strings), from the raw events.
     cur.execute("""SELECT coalesce(sum((properties->>'tokens')::numeric), 0) FROM meter.events
                    WHERE tenant_id = 'acme' AND event_name = 'api_call' AND jsonb_typeof(properties->'tokens') IN ('number', 'string')""")
     want_sum = cur.fetchone()[0]
-    cur.execute("SELECT coalesce(sum(sum), 0) FROM meter.rollups WHERE meter_id = %s", (meters["tokens"],))
-    check_eq(cur.fetchone()[0], want_sum, "SUM meter: rollup total equals the sum over the raw events")
+    check_eq(usage(cur, meters["tokens"]), want_sum, "SUM meter: usage equals the sum over the raw events")
+    cur.execute("SELECT coalesce(sum(sum), 0) FROM meter.stored_slots(%s)", (meters["tokens"],))
+    check_eq(cur.fetchone()[0], want_sum, "SUM meter: the stored sums add up to the sum over the raw events")
     # Filtered COUNT.
     cur.execute("SELECT count(*) FROM meter.events WHERE tenant_id = 'acme' AND event_name = 'api_call' AND properties->>'model' = 'gpt-4o'")
     want = cur.fetchone()[0]
-    cur.execute("SELECT coalesce(sum(events), 0) FROM meter.rollups WHERE meter_id = %s", (meters["gpt4o_calls"],))
-    check_eq(cur.fetchone()[0], want, "filtered COUNT meter: total equals the matching raw events")
+    check_eq(usage(cur, meters["gpt4o_calls"]), want, "filtered COUNT meter: usage equals the matching raw events")
     # MAX.
     cur.execute("""SELECT max((properties->>'tokens')::numeric) FROM meter.events
                    WHERE tenant_id = 'acme' AND event_name = 'api_call' AND jsonb_typeof(properties->'tokens') IN ('number', 'string')""")
     want = cur.fetchone()[0]
-    cur.execute("SELECT max(max) FROM meter.rollups WHERE meter_id = %s", (meters["max_tokens"],))
-    check_eq(cur.fetchone()[0], want, "MAX meter: rollup maximum equals the raw maximum")
+    check_eq(usage(cur, meters["max_tokens"]), want, "MAX meter: usage equals the raw maximum")
     # Re-sent events changed nothing: ingest duplicates again, verify stays empty, totals stay.
     cur.execute("SELECT accepted, duplicates FROM meter.ingest((SELECT jsonb_agg(jsonb_build_object("
                 "'id', id, 'event_name', event_name, 'customer_id', customer_id, 'external_customer_id', "
                 "external_customer_id, 'properties', properties)) FROM meter.events WHERE tenant_id = 'acme' AND event_name = 'api_call'))")
     acc, dup = cur.fetchone()
     check_eq((acc, dup > 0), (0, True), "re-sending every stored event: all duplicates")
-    cur.execute("SELECT coalesce(sum(events), 0) FROM meter.rollups WHERE meter_id = %s", (meters["calls"],))
-    check_eq(cur.fetchone()[0], total_calls, "duplicates did not change the rollups")
+    check_eq(usage(cur, meters["calls"]), total_calls, "duplicates did not change usage")
+    cur.execute("SELECT coalesce(sum(events), 0) FROM meter.stored_slots(%s)", (meters["calls"],))
+    check_eq(cur.fetchone()[0], total_calls, "duplicates did not change the stored usage")
     cur.execute("SELECT count(*) FROM meter.verify()")
     check_eq(cur.fetchone()[0], 0, "meter.verify() is still empty")
+    # Folding what is pending changes no figure.
+    cur.execute("SELECT meter.compact()")
+    check(cur.fetchone()[0] > 0, "meter.compact() folded the pending rows")
+    check_eq((usage(cur, meters["calls"]), usage(cur, meters["tokens"])), (total_calls, want_sum),
+             "after compacting: the same COUNT and SUM usage")
+    cur.execute("SELECT count(*) FROM meter.verify()")
+    check_eq(cur.fetchone()[0], 0, "after compacting: meter.verify() is empty")
 
 
 if __name__ == "__main__":
