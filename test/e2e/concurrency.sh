@@ -6,8 +6,8 @@
 # a multi-row INSERT into meter.events, all for the same 3 customers and 5 minutes, with
 # ids re-sent across clients (a pool of 20 ids per path) and inside one call. Afterwards:
 # no failed transaction, no deadlock in the server log, the number of stored events equals
-# what was sent minus the duplicates, meter.verify() is empty and the rollups of meters of
-# six kinds (COUNT, SUM, MAX, COUNT_UNIQUE, AVG, filtered COUNT) equal the raw events.
+# what was sent minus the duplicates, meter.verify() is empty (meters of six kinds: COUNT,
+# SUM, MAX, COUNT_UNIQUE, AVG, filtered COUNT) and usage equals plain SQL over the events.
 #
 # Uses PGHOST/PGPORT/PGUSER from the environment and its own database. Exit 0 = pass.
 # CONC_CLIENTS (default 4) and CONC_TRANSACTIONS (per client, default 150) size the run.
@@ -165,16 +165,33 @@ if [ "$tracking" = t ]; then
 	[ "$v" = 0 ]
 	check "meter.verify() is empty" $?
 	[ "$v" = 0 ] || q "SET meter.tenant_id = 'acme'; SELECT * FROM meter.verify() LIMIT 10"
+	# usage over the whole range, against plain SQL over the raw events
 	diff=$(q "SET meter.tenant_id = 'acme';
-		SELECT (SELECT coalesce(sum(r.events), 0) FROM meter.rollups r JOIN meter.meters m ON m.id = r.meter_id
+		SELECT (SELECT u.value FROM meter.meters m, meter.usage(m.id, '2000-01-01', '2100-01-01') u
 			WHERE m.name = 'calls') - (SELECT count(*) FROM meter.events)")
 	[ "$diff" = 0 ]
-	check "COUNT meter total = number of events" $?
+	check "COUNT meter usage = number of events" $?
 	diff=$(q "SET meter.tenant_id = 'acme';
-		SELECT (SELECT coalesce(sum(r.sum), 0) FROM meter.rollups r JOIN meter.meters m ON m.id = r.meter_id
+		SELECT (SELECT u.value FROM meter.meters m, meter.usage(m.id, '2000-01-01', '2100-01-01') u
 			WHERE m.name = 'tokens') - (SELECT sum((properties->>'tokens')::numeric) FROM meter.events)")
 	[ "$diff" = 0 ]
-	check "SUM meter total = sum of tokens over the events" $?
+	check "SUM meter usage = sum of tokens over the events" $?
+	diff=$(q "SET meter.tenant_id = 'acme';
+		SELECT count(*) FROM (SELECT 'c' || k AS c FROM generate_series(1, 3) k) c
+		WHERE (SELECT u.value FROM meter.meters m, meter.usage(m.id, '2000-01-01', '2100-01-01', customer_id => c.c) u
+			WHERE m.name = 'calls') IS DISTINCT FROM (SELECT count(*) FROM meter.events e WHERE e.customer_id = c.c)")
+	[ "$diff" = 0 ]
+	check "COUNT meter usage per customer = events per customer" $?
+	diff=$(q "SET meter.tenant_id = 'acme';
+		SELECT (SELECT u.value FROM meter.meters m, meter.usage(m.id, '2000-01-01', '2100-01-01') u
+			WHERE m.name = 'peak') - (SELECT max((properties->>'tokens')::numeric) FROM meter.events)")
+	[ "$diff" = 0 ]
+	check "MAX meter usage = the largest tokens value" $?
+	diff=$(q "SET meter.tenant_id = 'acme';
+		SELECT (SELECT u.value FROM meter.meters m, meter.usage(m.id, '2000-01-01', '2100-01-01') u
+			WHERE m.name = 'models') - (SELECT count(DISTINCT properties->>'model') FROM meter.events)")
+	[ "$diff" = 0 ]
+	check "COUNT_UNIQUE meter usage = distinct models" $?
 fi
 
 echo "$failures failure(s)"
