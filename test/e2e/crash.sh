@@ -5,16 +5,22 @@
 # Runs a throwaway cluster of its own (fsync, synchronous_commit and full_page_writes ON,
 # unlike the test cluster), with the meters of two tenants. CRASH_CYCLES times (default 2):
 # CRASH_CLIENTS sessions (default 6, non-superuser) ingest, re-send, update and delete
-# events in a meter.events and a tracked user table (test/e2e/load_driver.py) while another
-# session changes and re-publishes meters (each change rebuilds rollups); after
-# CRASH_AFTER seconds (default 3) the postmaster and all its children get SIGKILL at once;
+# events in a meter.events and a tracked user table (test/e2e/load_driver.py; the clients
+# compact past meter.compaction_threshold = CRASH_COMPACTION_THRESHOLD, default 100) while
+# another session changes and re-publishes meters (each change recomputes stored usage)
+# and a third loops meter.compact() in both scopes (so compactions are in progress when
+# the server dies); after CRASH_AFTER seconds (default 3) the postmaster and all its
+# children get SIGKILL at once;
 # the server restarts (crash recovery), and then:
-# - the server log shows crash recovery ran (it really was a crash);
+# - the server log shows crash recovery ran (it really was a crash), and the compactor
+#   had folded pending rows before it (compaction was running) without any error;
 # - meter.verify() is empty for every tenant;
 # - every acknowledged event is there with its acknowledged content, every acknowledged
 #   delete is gone, and nothing that was never sent or was refused appears; an operation
 #   whose COMMIT had not returned may be either before or after;
 # - ingestion works again (the next cycle, and a final insert checked by verify).
+# Meter changes happen in tenant acme only (CRASH_CHURN=0: none); globex sees compaction,
+# ingestion and the crash alone.
 # CRASH_CONF adds postgresql.conf lines (self-test: CRASH_CONF='synchronous_commit = off'
 # loses acknowledged commits, and the acknowledged-events check must then fail).
 # Uses PGHOST/PGPORT only to pick a neighbouring port (CRASH_PORT overrides). Exit 0 = pass.
@@ -95,9 +101,15 @@ models=()
 for cycle in $(seq 1 "$cycles"); do
 	model=$dir/model$cycle.json
 	models+=("$model")
+	# A compactor: one session looping meter.compact() in both scopes until the kill.
+	( while :; do
+		printf '%s\n' "SET meter.tenant_id = 'acme'; SET meter.environment_id = ''; SELECT 'folded ' || meter.compact();" \
+			"SET meter.tenant_id = 'globex'; SET meter.environment_id = 'prod'; SELECT 'folded ' || meter.compact();"
+	done ) | psql -X -q -At -d meter_crash >"$dir/compactor$cycle.log" 2>&1 &
+	PGOPTIONS="-c meter.compaction_threshold=${CRASH_COMPACTION_THRESHOLD:-100}" \
 	/usr/bin/python3 "$here/load_driver.py" run "$model" --db meter_crash --role "$role" \
 		--clients "$clients" --seconds $((after + 30)) --seed "$((seed + cycle))" \
-		--tenants 'acme:,globex:prod' --churn --churn-pause 1 --expect-crash &
+		--tenants 'acme:,globex:prod' $([ "${CRASH_CHURN:-1}" = 1 ] && echo --churn) --churn-pause 1 --expect-crash &
 	driver=$!
 	sleep "$after"
 	pm=$(head -1 "$dir/data/postmaster.pid")
@@ -106,6 +118,16 @@ for cycle in $(seq 1 "$cycles"); do
 	kill -9 "$pm" $kids
 	wait "$driver"
 	check "cycle $cycle: the driver saw no unexpected error before the crash" $?
+	calls=$(grep -c '^folded ' "$dir/compactor$cycle.log")
+	folded=$(grep '^folded ' "$dir/compactor$cycle.log" | awk '{ s += $2 } END { print s + 0 }')
+	echo "cycle $cycle: the compactor ran meter.compact() $calls times and folded $folded pending rows before the kill"
+	[ "$folded" -gt 0 ]
+	check "cycle $cycle: the compactor folded pending rows while the clients wrote, up to the kill" $?
+	grep -v '^folded \|server closed the connection\|connection to server was lost\|terminated abnormally\|before or while processing\|^$' \
+		"$dir/compactor$cycle.log" | head -5 >"$dir/compactor$cycle.err"
+	cat "$dir/compactor$cycle.err"
+	[ ! -s "$dir/compactor$cycle.err" ]
+	check "cycle $cycle: the compactor saw no error before the crash" $?
 	# the killed processes are gone once their pids are; then start again
 	for _ in $(seq 1 50); do
 		alive=0
@@ -132,7 +154,7 @@ check "ingestion after recovery: an insert is tracked, verify() still empty" $?
 q "SET meter.tenant_id = 'acme'; SELECT 'after the crashes: ' || string_agg(id || ' ' || status, ', ' ORDER BY id) FROM meter.meters"
 q "SELECT 'stored: ' || (SELECT count(*) FROM meter.events) || ' in meter.events, '
 	|| (SELECT count(*) FROM public.app_events) || ' in public.app_events, '
-	|| (SELECT count(*) FROM meter.rollups) || ' rollups'"
+	|| (SELECT count(*) FROM meter.rollups) || ' compacted rows, ' || (SELECT count(*) FROM meter.pending) || ' pending rows'"
 
 [ "$failures" -eq 0 ] && echo "crash: pass" || echo "crash: $failures failure(s)"
 [ "$failures" -eq 0 ]
