@@ -506,8 +506,9 @@ def fuzz_in(conn, totals, examples):
         run_batches(cur, totals, examples, "fuzz_ingest", [ins])
         total += len(ins)
 
-    # Inserts (one row, or a batch of 20 in one statement), then a few updates and deletes
-    # (each recomputes its buckets from the raw events: slower, so fewer).
+    # Inserts (one row, or a batch of 20 in one statement), then a few updates and deletes.
+    # Tenant fuzz compacts on every statement (meter.compaction_threshold = 1); tenant
+    # other leaves its partial states pending until meter.compact() at the end.
     n = counts["trigger"]
     ops = [rng.choice("iiiiiiiiib") for _ in range(n)] + ["u", "d"] * 40
     n = len(ops)
@@ -518,23 +519,32 @@ def fuzz_in(conn, totals, examples):
     for tenant, sel in (("fuzz", "ib"), ("other", "ib"), ("fuzz", "ud"), ("other", "ud")):
         idx = [i for i in range(n) if ops[i] in sel]
         idx = idx[:len(idx) // 2] if tenant == "fuzz" else idx[len(idx) // 2:]
-        cur.execute("SELECT set_config('meter.tenant_id', %s, false)", (tenant,))
+        cur.execute("SELECT set_config('meter.tenant_id', %s, false), set_config('meter.compaction_threshold', %s, false)",
+                    (tenant, "1" if tenant == "fuzz" else "20000"))
         if sel == "ud":
-            cur.execute("ANALYZE meter.events; ANALYZE meter.rollups")
+            cur.execute("ANALYZE meter.events; ANALYZE meter.pending; ANALYZE meter.rollups")
         run_batches(cur, totals, examples, "fuzz_trigger",
                     [[a[i] for i in idx] for a in (ops, names, custs, stamps, pr)])
     total += n
 
-    # Rollups still equal a recomputation from the raw events, in both tenants.
+    # Stored usage still equals a recomputation from the raw events, in both tenants,
+    # before and after folding what is pending.
     for tenant in ("fuzz", "other"):
         cur.execute("SELECT set_config('meter.tenant_id', %s, false)", (tenant,))
         cur.execute("SELECT count(*) FROM meter.events WHERE tenant_id = %s", (tenant,))
         nev = cur.fetchone()[0]
-        cur.execute("SELECT v::text FROM meter.verify() v LIMIT 5")
-        diff = cur.fetchall()
-        print("tenant %s: %d events stored, verify() %s" % (tenant, nev, "empty" if not diff else diff))
-        if diff:
-            examples[("verify " + tenant, "diff")] = (repr(diff)[:300], "verify() not empty")
+        for when in ("pending", "compacted"):
+            if when == "compacted":
+                try:
+                    cur.execute("SELECT meter.compact()")
+                except psycopg2.Error as e:
+                    examples[("compact " + tenant, e.pgcode or "error")] = ("meter.compact()", str(e).strip()[:300])
+                    continue
+            cur.execute("SELECT v::text FROM meter.verify() v LIMIT 5")
+            diff = cur.fetchall()
+            print("tenant %s (%s): %d events stored, verify() %s" % (tenant, when, nev, "empty" if not diff else diff))
+            if diff:
+                examples[("verify %s %s" % (tenant, when), "diff")] = (repr(diff)[:300], "verify() not empty")
     return total
 
 
