@@ -1,0 +1,144 @@
+-- Compaction and the engine's settings (SPEC §7, §9; issue 9): meter.compact() folds what
+-- is pending and changes no usage; pending work stays bounded by
+-- meter.compaction_threshold without any scheduler; a writer of one tenant folds only its
+-- own tenant's rows (SPEC §9: the trigger keeps no cross-tenant state and touches only its
+-- tenant's rows); compaction rolls back with its subtransaction; meter.restoring (the
+-- restore switch) makes the triggers count and rebuild nothing; verify()'s recomputation
+-- agrees with the engine at the ends of the timestamp range.
+BEGIN;
+SET client_min_messages = warning;
+SELECT plan(31);
+SET LOCAL timezone = 'UTC';
+
+CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE stmt;
+	RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+-- The stored partial states of a meter, as text (both levels).
+CREATE FUNCTION pg_temp.stored(m text) RETURNS text LANGUAGE sql AS $$
+	SELECT string_agg(concat_ws(' ', l, s.customer_id, s.external_customer_id, s.slot, s.marked, s.events, s.n,
+		s.sum, s.sum_vt, s.best, s.best_at, s.uniques, s.maxima), E'\n' ORDER BY l, s.customer_id, s.external_customer_id, s.slot)
+	FROM unnest(ARRAY[false, true]) l, meter.stored_slots(m, l) s $$;
+CREATE FUNCTION pg_temp.pending(t text) RETURNS bigint LANGUAGE sql AS $$
+	SELECT count(*) FROM meter.pending WHERE tenant_id = t $$;
+
+-- ── meter.compact() ─────────────────────────────────────────────────────────────────
+SET LOCAL meter.tenant_id = 'k1';
+SELECT meter.matches('[]', '{}');  -- loads the library, which defines the settings
+SELECT is(current_setting('meter.compaction_threshold'), '20000', 'meter.compaction_threshold defaults to 20000');
+SELECT is((SELECT context FROM pg_settings WHERE name = 'meter.compaction_threshold'), 'user',
+	'meter.compaction_threshold can be set by any role (USERSET)');
+INSERT INTO meter.meters (id, event_name, name, aggregation) VALUES
+	('k_sum', 'e', 'sum', '{"type":"SUM","field":"v"}'),
+	('k_max', 'e', 'max', '{"type":"MAX","field":"v"}'),
+	('k_uniq', 'e', 'uniq', '{"type":"COUNT_UNIQUE","field":"u"}');
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+SELECT 'a' || g, 'e', 'c' || (g % 3), '2024-04-01 00:00Z'::timestamptz + g * interval '7 minutes',
+	jsonb_build_object('v', g, 'u', 'u' || (g % 5)) FROM generate_series(1, 300) g;
+DELETE FROM meter.events WHERE tenant_id = 'k1' AND id IN ('a5', 'a17');
+UPDATE meter.events SET properties = '{"v": 1000, "u": "top"}' WHERE tenant_id = 'k1' AND id = 'a100';
+SELECT is(pg_temp.pending('k1'), 9::bigint, 'three statements, three meters: nine pending rows');
+CREATE TEMP TABLE k_before AS
+	SELECT m, pg_temp.stored(m) AS stored, (SELECT value FROM meter.usage(m, '2024-04-01', '2024-04-03')) AS usage
+	FROM unnest('{k_sum,k_max,k_uniq}'::text[]) m;
+SELECT is(meter.compact('k_sum'), 3::bigint, 'compact(meter) folds that meter''s pending rows and says how many');
+SELECT is(pg_temp.pending('k1'), 6::bigint, '… and leaves the other meters'' pending rows');
+SELECT is(meter.compact(), 6::bigint, 'compact() folds the rest of the scope');
+SELECT is(meter.compact(), 0::bigint, 'a second compact() has nothing to fold');
+SELECT is(pg_temp.pending('k1'), 0::bigint, 'nothing pending');
+SELECT is((SELECT count(*) FROM k_before b WHERE b.stored IS DISTINCT FROM pg_temp.stored(b.m)
+		AND b.m <> 'k_max'), 0::bigint,
+	'compaction changes no stored partial state (invertible meters)');
+SELECT is((SELECT count(*) FROM meter.stored_slots('k_max') WHERE marked), 0::bigint,
+	'compaction recomputed the slots the UPDATE and DELETEs marked (MAX)');
+SELECT is((SELECT count(*) FROM k_before b
+		WHERE b.usage IS DISTINCT FROM (SELECT value FROM meter.usage(b.m, '2024-04-01', '2024-04-03'))), 0::bigint,
+	'compaction changes no usage');
+SELECT is_empty('SELECT * FROM meter.verify()', 'verify() is empty after compacting');
+SELECT is(pg_temp.err($$SELECT meter.compact('nope')$$), 'P0002: meter "nope" not found', 'compact of an unknown meter: P0002');
+SET LOCAL meter.tenant_id = '';
+SELECT matches(pg_temp.err('SELECT meter.compact()'), '^55000', 'compact without a tenant: 55000');
+SET LOCAL meter.tenant_id = 'k1';
+
+-- A compaction rolled back with its subtransaction.
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+VALUES ('b1', 'e', 'c1', '2024-04-01 10:00Z', '{"v": 5, "u": "b"}');
+SAVEPOINT k_s;
+SELECT meter.compact();
+ROLLBACK TO SAVEPOINT k_s;
+SELECT is(pg_temp.pending('k1'), 3::bigint, 'a compaction rolled back to a savepoint leaves the rows pending');
+SELECT is_empty('SELECT * FROM meter.verify()', '… and verify() empty');
+SELECT is(meter.compact(), 3::bigint, 'they fold later');
+
+-- ── Bounded pending work ────────────────────────────────────────────────────────────
+SET LOCAL meter.compaction_threshold = 10;
+DO $$
+BEGIN
+	FOR i IN 1 .. 100 LOOP
+		INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+		VALUES ('c' || i, 'e', 'c1', '2024-04-02 00:00Z'::timestamptz + i * interval '1 minute', jsonb_build_object('v', i));
+	END LOOP;
+END $$;
+SELECT cmp_ok((SELECT coalesce(sum(entries), 0) FROM meter.pending WHERE tenant_id = 'k1' AND meter_id = 'k_sum'), '<=', 11::bigint,
+	'100 statements with compaction_threshold = 10: never more than the threshold (plus one statement) pending');
+SELECT is_empty('SELECT * FROM meter.verify()', 'verify() is empty');
+SET LOCAL meter.compaction_threshold = 1;
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+VALUES ('d1', 'e', 'c2', '2024-04-02 05:00Z', '{"v": 1}');
+SELECT is(pg_temp.pending('k1'), 0::bigint, 'compaction_threshold = 1: the writer''s statement folded its tenant''s rows');
+RESET meter.compaction_threshold;
+
+-- ── A writer compacts its own tenant only ───────────────────────────────────────────
+SET LOCAL meter.tenant_id = 'k2';
+INSERT INTO meter.meters (id, event_name, name, aggregation) VALUES ('k2_sum', 'e', 'sum', '{"type":"SUM","field":"v"}');
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+VALUES ('x1', 'e', 'c1', '2024-04-01 10:00Z', '{"v": 1}');
+SELECT is(pg_temp.pending('k2'), 1::bigint, 'tenant k2 has a pending row');
+SET LOCAL meter.tenant_id = 'k1';
+SET LOCAL meter.compaction_threshold = 1;
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+VALUES ('d2', 'e', 'c2', '2024-04-02 05:00Z', '{"v": 1}');
+RESET meter.compaction_threshold;
+SELECT is(pg_temp.pending('k2'), 1::bigint,
+	'a statement of tenant k1 past the threshold leaves tenant k2''s pending rows alone (same backend)');
+
+-- ── meter.restoring ─────────────────────────────────────────────────────────────────
+SELECT is((SELECT context FROM pg_settings WHERE name = 'meter.restoring'), 'superuser',
+	'meter.restoring is a superuser setting (SUSET)');
+CREATE ROLE meter_tap64_plain NOLOGIN;
+SET LOCAL ROLE meter_tap64_plain;
+SELECT matches(pg_temp.err('SET LOCAL meter.restoring = on'), '^42501', 'a plain role cannot set meter.restoring');
+RESET ROLE;
+SET LOCAL meter.tenant_id = 'k3';
+INSERT INTO meter.meters (id, event_name, name, aggregation) VALUES ('k3_count', 'e', 'count', '{"type":"COUNT"}');
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp") VALUES ('r0', 'e', 'c1', '2024-04-01 10:00Z');
+CREATE TEMP TABLE k3_before AS SELECT pg_temp.stored('k3_count') AS stored;
+SET LOCAL meter.restoring = on;
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp") VALUES ('r1', 'e', 'c1', '2024-04-01 10:00Z');
+UPDATE meter.events SET "timestamp" = '2024-04-01 11:00Z' WHERE tenant_id = 'k3' AND id = 'r0';
+SELECT is(pg_temp.stored('k3_count'), (SELECT stored FROM k3_before),
+	'while restoring, the tracking trigger counts nothing (the dump brings the stored usage)');
+INSERT INTO meter.meters (id, event_name, name, aggregation) VALUES ('k3_sum', 'e', 'sum', '{"type":"SUM","field":"v"}');
+SELECT is(pg_temp.stored('k3_sum'), NULL, 'while restoring, a new meter is not rebuilt from the events');
+CREATE TEMP TABLE k3_before_change AS SELECT pg_temp.stored('k3_count') AS stored;
+UPDATE meter.meters SET filters = '[{"key":"x","values":["y"]}]' WHERE id = 'k3_count';
+SELECT is(pg_temp.stored('k3_count'), (SELECT stored FROM k3_before_change), 'while restoring, a changed meter is not rebuilt');
+RESET meter.restoring;
+SELECT is((SELECT count(*) FROM meter.rebuild()), 2::bigint, 'after the restore, rebuild() brings the scope in line');
+SELECT is_empty('SELECT * FROM meter.verify()', '… verify() is empty');
+
+-- ── verify() at the ends of the timestamp range ─────────────────────────────────────
+SET LOCAL meter.tenant_id = 'k4';
+INSERT INTO meter.meters (id, event_name, name, aggregation) VALUES ('k4_count', 'e', 'count', '{"type":"COUNT"}');
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp") VALUES
+	('far1', 'e', 'c1', '294276-12-31 23:50:00Z'), ('far2', 'e', 'c1', '4713-11-24 00:07:00 BC');
+SELECT is_empty('SELECT * FROM meter.verify()',
+	'verify() agrees with the stored slots of events at the ends of the timestamp range');
+SELECT is((SELECT sum(events) FROM meter.stored_slots('k4_count') WHERE slot IN ('294276-12-31 23:45:00Z', '4713-11-24 00:00:00 BC')),
+	2::numeric, 'their slots start on 15-minute boundaries');
+
+SELECT * FROM finish();
+ROLLBACK;
