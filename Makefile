@@ -23,6 +23,11 @@ EXTRA_CLEAN = results regression.diffs regression.out
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# Rebuild an object when a header it includes changes (PGXS does not track headers).
+override CPPFLAGS += -MMD -MP
+-include $(OBJS:.o=.d)
+EXTRA_CLEAN += $(OBJS:.o=.d)
+
 # Always reassembled (it is cheap): renamed or removed parts must not leave it stale.
 $(DATA_built): $(INSTALL_PARTS) meter.control FORCE
 	cat $(INSTALL_PARTS) > $@

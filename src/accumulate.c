@@ -39,6 +39,8 @@ struct Accumulator
 	MemoryContext meters_cxt;	/* definitions: live as long as the accumulator */
 	MemoryContext entries_cxt;	/* entries: reset at every flush */
 	HTAB	   *meters;
+	Size		bytes;			/* entries' memory, as last measured */
+	uint32		checks;
 };
 
 Accumulator *
@@ -116,6 +118,15 @@ meter_acc(Accumulator *acc, const char *id, const void *meter, DefinitionCopier 
 
 static void add_event(Accumulator *acc, MeterAcc *m, const EventRow *row, int sign);
 
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y;
+}
+
 void
 accumulator_add(Accumulator *acc, const CompiledMeter *meter, const EventRow *row, int sign)
 {
@@ -156,7 +167,36 @@ add_event(Accumulator *acc, MeterAcc *m, const EventRow *row, int sign)
 bool
 accumulator_full(Accumulator *acc)
 {
-	return MemoryContextMemAllocated(acc->entries_cxt, true) > ACCUMULATE_MEMORY;
+	/* Checked per row: the sets' own tally, not a walk over the memory contexts. */
+	if (++acc->checks % 1024 == 0)
+		acc->bytes = MemoryContextMemAllocated(acc->entries_cxt, true);
+	return acc->bytes > ACCUMULATE_MEMORY;
+}
+
+/* The (shard, day) rows sorted entries fold into, as store tags; palloc'd. */
+static int64 *
+row_tags(SlotEntry **entries, int n, int *ntags)
+{
+	int64	   *tags = palloc(sizeof(int64) * (n + 1));
+	int			k = 0;
+	int16		shard = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		const SlotKey *key = &entries[i]->key;
+
+		/* Entries come grouped by customer: one shard per group. */
+		if (i == 0 || key->customer != entries[i - 1]->key.customer ||
+			key->external_customer != entries[i - 1]->key.external_customer)
+			shard = store_shard(key->customer, key->external_customer);
+		tags[k++] = store_row_tag(shard, slot_day(key->slot));
+	}
+	qsort(tags, k, sizeof(int64), cmp_int64);
+	*ntags = 0;
+	for (int i = 0; i < k; i++)
+		if (*ntags == 0 || tags[*ntags - 1] != tags[i])
+			tags[(*ntags)++] = tags[i];
+	return tags;
 }
 
 void
@@ -171,6 +211,8 @@ accumulator_flush(Accumulator *acc)
 	while ((m = hash_seq_search(&seq)) != NULL)
 	{
 		int			n;
+		int			ntags;
+		int64	   *tags;
 		SlotEntry **entries;
 		TimestampTz lo = PG_INT64_MAX,
 					hi = PG_INT64_MIN;
@@ -184,6 +226,7 @@ accumulator_flush(Accumulator *acc)
 			lo = Min(lo, entries[i]->key.slot);
 			hi = Max(hi, entries[i]->key.slot);
 		}
+		tags = row_tags(entries, n, &ntags);
 		r = &rows[nrows++];
 		r->tenant = m->tenant;
 		r->environment = m->environment;
@@ -191,7 +234,7 @@ accumulator_flush(Accumulator *acc)
 		r->first_day = slot_day(lo);
 		r->last_day = slot_day(hi);
 		r->entries = n;
-		r->data = slotset_encode(entries, n, m->agg, m->filters->nkeys, m->dim_keys);
+		r->data = slotset_encode(entries, n, m->agg, m->filters->nkeys, m->dim_keys, tags, ntags);
 	}
 	store_append_pending(rows, nrows);
 	for (int i = 0; i < nrows; i++)
@@ -202,4 +245,5 @@ accumulator_flush(Accumulator *acc)
 	while ((m = hash_seq_search(&seq)) != NULL)
 		m->set = NULL;
 	MemoryContextReset(acc->entries_cxt);
+	acc->bytes = 0;
 }

@@ -147,158 +147,148 @@ typedef struct Fold
 	MeterScope	scope;
 	Snapshot	snap;
 	const char **dim_keys;
-	SlotSet    *deltas;			/* the batch's entries, by customer */
-	SlotSet    *merged;			/* compacted customer rows + deltas */
-	SlotSet    *totals;			/* compacted totals rows + deltas */
-	StoredRow  *keys;			/* the customer rows the batch touches, sorted */
+	int			npending;		/* the batch's pending rows */
+	bytea	  **pending;
+	SlotSet    *merged;			/* compacted customer rows + the batch */
+	SlotSet    *totals;			/* compacted all-customer rows + the batch */
+	SlotSet    *marks;			/* (customer, slot) marked for recomputation (dims "") */
+	StoredRow  *keys;			/* the rows the batch touches, sorted by (shard, day) */
 	int			nkeys;
-	StoredRow  *days;			/* the totals rows it touches, sorted */
-	int			ndays;
 } Fold;
 
 static const char *const no_customer = "";
-
-static Partial *
-delta_target(const SlotKey *key, bool mark, void *arg)
-{
-	Fold	   *f = arg;
-	SlotEntry  *e = slotset_entry(f->deltas, key);
-
-	if (mark)
-		e->mark = true;
-	return &e->partial;
-}
 
 static void
 take_visit(const StoredRow *row, void *arg)
 {
 	Fold	   *f = arg;
 
-	slotset_decode(row->data, f->meter->agg, delta_target, NULL, f);
+	f->pending = f->pending ? repalloc(f->pending, sizeof(bytea *) * (f->npending + 1))
+		: palloc(sizeof(bytea *));
+	f->pending[f->npending++] = (bytea *) PG_DETOAST_DATUM_COPY(PointerGetDatum(row->data));
 }
 
-static Partial *
-merged_target(const SlotKey *key, bool mark, void *arg)
-{
-	return &slotset_entry(((Fold *) arg)->merged, key)->partial;
-}
-
-static Partial *
-totals_target(const SlotKey *key, bool mark, void *arg)
+static SlotEntry *
+totals_entry(Fold *f, const SlotKey *key)
 {
 	SlotKey		k = *key;
 
 	k.customer = no_customer;
 	k.external_customer = no_customer;
-	return &slotset_entry(((Fold *) arg)->totals, &k)->partial;
+	return slotset_entry(f->totals, &k);
+}
+
+/* An entry of a pending row: into its customer's and the all-customers' partial state. */
+static void
+pending_target(const SlotKey *key, bool mark, void *arg, Partial **into)
+{
+	Fold	   *f = arg;
+
+	into[0] = &slotset_entry(f->merged, key)->partial;
+	into[1] = &totals_entry(f, key)->partial;
+	if (mark)
+	{
+		SlotKey		k = *key;
+
+		k.dims = "";
+		(void) slotset_entry(f->marks, &k);
+	}
+}
+
+static void
+merged_target(const SlotKey *key, bool mark, void *arg, Partial **into)
+{
+	into[0] = &slotset_entry(((Fold *) arg)->merged, key)->partial;
+}
+
+static void
+totals_target(const SlotKey *key, bool mark, void *arg, Partial **into)
+{
+	into[0] = &totals_entry((Fold *) arg, key)->partial;
 }
 
 static int
 row_key_compare(const StoredRow *a, const StoredRow *b)
 {
-	int			c = 0;
+	if (a->shard != b->shard)
+		return a->shard < b->shard ? -1 : 1;
+	if (a->day != b->day)
+		return a->day < b->day ? -1 : 1;
+	return 0;
+}
 
-	if (a->external_customer != NULL)
-	{
-		c = strcmp(a->external_customer, b->external_customer);
-		if (c == 0)
-			c = strcmp(a->customer, b->customer);
-	}
-	if (c == 0 && a->day != b->day)
-		c = a->day < b->day ? -1 : 1;
-	return c;
+static int
+row_key_order(const void *a, const void *b)
+{
+	return row_key_compare(a, b);
 }
 
 static StoredRow *
-find_row(StoredRow *rows, int n, const StoredRow *key)
+find_row(StoredRow *rows, int n, int16 shard, DateADT day)
 {
-	int			lo = 0,
-				hi = n - 1;
+	StoredRow	probe = {0};
 
-	while (lo <= hi)
-	{
-		int			mid = (lo + hi) / 2;
-		int			c = row_key_compare(&rows[mid], key);
+	probe.shard = shard;
+	probe.day = day;
+	return bsearch(&probe, rows, n, sizeof(StoredRow), row_key_order);
+}
 
-		if (c == 0)
-			return &rows[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
-	}
-	return NULL;
+/* The row of an entry: its customer's shard (or all customers) and its day. */
+static int16
+entry_shard(const SlotKey *k, bool totals)
+{
+	return totals ? STORE_ALL_CUSTOMERS : store_shard(k->customer, k->external_customer);
 }
 
 static void
-fetched_customer_row(const StoredRow *row, void *arg)
+fetched_row(const StoredRow *row, void *arg)
 {
 	Fold	   *f = arg;
-	StoredRow  *k = find_row(f->keys, f->nkeys, row);
+	StoredRow  *k = find_row(f->keys, f->nkeys, row->shard, row->day);
 
 	if (k == NULL)
 		elog(ERROR, "meter: compaction fetched a row it did not ask for");
 	k->exists = true;
 	k->ctid = row->ctid;
-	slotset_decode(row->data, f->meter->agg, merged_target, NULL, f);
+	slotset_decode(row->data, f->meter->agg, NULL, NULL,
+				   row->shard == STORE_ALL_CUSTOMERS ? totals_target : merged_target, NULL, f);
 }
 
+/* The rows the batch touches, from its pending rows' tags: their customer rows, and the
+ * all-customers row of each of their days. */
 static void
-fetched_totals_row(const StoredRow *row, void *arg)
+collect_keys(Fold *f)
 {
-	Fold	   *f = arg;
-	StoredRow  probe = {0};
-	StoredRow  *k;
+	StoredRow  *keys = NULL;
+	int			nkeys = 0,
+				cap = 0;
 
-	probe.day = row->day;
-	k = find_row(f->days, f->ndays, &probe);
-	if (k == NULL)
-		elog(ERROR, "meter: compaction fetched a totals row it did not ask for");
-	k->exists = true;
-	k->ctid = row->ctid;
-	slotset_decode(row->data, f->meter->agg, totals_target, NULL, f);
-}
-
-/* The distinct customer rows and days of sorted entries. */
-static void
-collect_keys(Fold *f, SlotEntry **entries, int n)
-{
-	DateADT    *days = palloc(sizeof(DateADT) * (n + 1));
-	int			ndays = 0;
-
-	f->keys = palloc0(sizeof(StoredRow) * (n + 1));
-	f->nkeys = 0;
-	for (int i = 0; i < n; i++)
+	for (int p = 0; p < f->npending; p++)
 	{
-		const SlotKey *k = &entries[i]->key;
-		DateADT		day = slot_day(k->slot);
-		StoredRow  *last = f->nkeys > 0 ? &f->keys[f->nkeys - 1] : NULL;
+		int			ntags;
+		int64	   *tags = slotset_tags(f->pending[p], &ntags);
 
-		if (last == NULL || last->day != day || strcmp(last->customer, k->customer) != 0 ||
-			strcmp(last->external_customer, k->external_customer) != 0)
+		if (nkeys + 2 * ntags >= cap)
 		{
-			StoredRow  *r = &f->keys[f->nkeys++];
-
-			r->external_customer = k->external_customer;
-			r->customer = k->customer;
-			r->day = day;
+			cap = 2 * (nkeys + 2 * ntags) + 16;
+			keys = keys ? repalloc(keys, sizeof(StoredRow) * cap) : palloc(sizeof(StoredRow) * cap);
 		}
-		days[ndays++] = day;
+		for (int i = 0; i < ntags; i++)
+		{
+			memset(&keys[nkeys], 0, 2 * sizeof(StoredRow));
+			store_row_of_tag(tags[i], &keys[nkeys].shard, &keys[nkeys].day);
+			keys[nkeys + 1].shard = STORE_ALL_CUSTOMERS;
+			keys[nkeys + 1].day = keys[nkeys].day;
+			nkeys += 2;
+		}
 	}
-	/* Distinct days, sorted. */
-	for (int i = 1; i < ndays; i++)
-		for (int j = i; j > 0 && days[j - 1] > days[j]; j--)
-		{
-			DateADT		t = days[j];
-
-			days[j] = days[j - 1];
-			days[j - 1] = t;
-		}
-	f->days = palloc0(sizeof(StoredRow) * (ndays + 1));
-	f->ndays = 0;
-	for (int i = 0; i < ndays; i++)
-		if (f->ndays == 0 || f->days[f->ndays - 1].day != days[i])
-			f->days[f->ndays++].day = days[i];
+	if (nkeys > 0)
+		qsort(keys, nkeys, sizeof(StoredRow), row_key_order);
+	f->nkeys = 0;
+	for (int i = 0; i < nkeys; i++)
+		if (f->nkeys == 0 || row_key_compare(&keys[f->nkeys - 1], &keys[i]) != 0)
+			keys[f->nkeys++] = keys[i];
+	f->keys = keys;
 }
 
 /* ── Marked slots: recomputed from the raw events ────────────────────────────────── */
@@ -358,7 +348,7 @@ customer_slot_marked(const SlotKey *k, SlotSet *marks)
 	SlotKey		probe = *k;
 
 	probe.dims = "";
-	return hash_search(marks->entries, &probe, HASH_FIND, NULL) != NULL;
+	return slotset_find(marks, &probe) != NULL;
 }
 
 /* Replace what set holds for the chosen slots by the recomputed entries. */
@@ -388,41 +378,29 @@ replace_slots(SlotSet *set, SlotSet *fresh, const Aggregation *agg, bool totals,
 }
 
 static void
-recompute_marked(Fold *f, SlotEntry **entries, int n)
+recompute_marked(Fold *f)
 {
-	SlotSet    *marks = slotset_create(CurrentMemoryContext);
-	TimestampTz *slots = palloc(sizeof(TimestampTz) * (n + 1));
+	int			nmarked;
+	SlotEntry **marked = slotset_sorted(f->marks, &nmarked);
+	TimestampTz *slots;
 	TimestampTz *lo,
 			   *hi;
-	int			nmarked = 0,
-				nslots = 0,
+	int			nslots = 0,
 				nranges = 0;
 	Recompute	r;
 	RawScan		scan = {0};
 
-	for (int i = 0; i < n; i++)
-		if (entries[i]->mark)
-		{
-			SlotKey		k = entries[i]->key;
-
-			k.dims = "";
-			(void) slotset_entry(marks, &k);
-			nmarked++;
-			slots[nslots++] = entries[i]->key.slot;
-		}
 	if (nmarked == 0)
 		return;
-	qsort(slots, nslots, sizeof(TimestampTz), cmp_ts);
+	slots = palloc(sizeof(TimestampTz) * nmarked);
+	for (int i = 0; i < nmarked; i++)
+		slots[i] = marked[i]->key.slot;
+	qsort(slots, nmarked, sizeof(TimestampTz), cmp_ts);
+	for (int i = 0; i < nmarked; i++)
+		if (nslots == 0 || slots[nslots - 1] != slots[i])
+			slots[nslots++] = slots[i];
 	lo = palloc(sizeof(TimestampTz) * nslots);
 	hi = palloc(sizeof(TimestampTz) * nslots);
-	{
-		int			k = 0;
-
-		for (int i = 0; i < nslots; i++)
-			if (k == 0 || slots[k - 1] != slots[i])
-				slots[k++] = slots[i];
-		nslots = k;
-	}
 	/* Adjacent slots read as one range. */
 	for (int i = 0; i < nslots; i++)
 	{
@@ -442,75 +420,67 @@ recompute_marked(Fold *f, SlotEntry **entries, int n)
 	scan.event_name = f->meter->event_name;
 	scan.source = InvalidOid;
 	raw_scan(&scan, lo, hi, nranges, f->snap, recompute_event, &r);
-	replace_slots(f->merged, r.customers, f->meter->agg, false, marks, slots, nslots);
-	replace_slots(f->totals, r.totals, f->meter->agg, true, marks, slots, nslots);
+	replace_slots(f->merged, r.customers, f->meter->agg, false, f->marks, slots, nslots);
+	replace_slots(f->totals, r.totals, f->meter->agg, true, f->marks, slots, nslots);
 }
 
 /* ── Writing the rows back ───────────────────────────────────────────────────────── */
 
 /* Encode each row's non-empty entries (data NULL when none is left). */
 static void
-encode_rows(Fold *f, SlotSet *set, StoredRow *rows, int nrows, bool totals)
+encode_rows(Fold *f, SlotSet *set, bool totals)
 {
 	int			n;
 	SlotEntry **all = slotset_sorted(set, &n);
-	SlotEntry **keep = palloc(sizeof(SlotEntry *) * (n + 1));
-	int			i = 0;
+	int		   *count = palloc0(sizeof(int) * (f->nkeys + 1));
+	int		   *fill = palloc0(sizeof(int) * (f->nkeys + 1));
+	SlotEntry ***per_row = palloc0(sizeof(SlotEntry **) * (f->nkeys + 1));
+	int		   *row_of = palloc(sizeof(int) * (n + 1));
 
-	for (int r = 0; r < nrows; r++)
+	/* Entries in key order, spread over their rows (each keeps that order). */
+	for (int i = 0; i < n; i++)
 	{
-		StoredRow  *row = &rows[r];
-		int			nkeep = 0;
+		StoredRow  *r;
 
-		/* Entries are sorted like rows: skip to this row's, take them. */
-		for (; i < n; i++)
-		{
-			StoredRow	probe = {0};
-			int			c;
+		row_of[i] = -1;
+		if (partial_is_empty(&all[i]->partial))
+			continue;
+		r = find_row(f->keys, f->nkeys, entry_shard(&all[i]->key, totals), slot_day(all[i]->key.slot));
+		if (r == NULL)
+			elog(ERROR, "meter: compaction met an entry outside the rows it fetched");
+		row_of[i] = (int) (r - f->keys);
+		count[row_of[i]]++;
+	}
+	for (int r = 0; r < f->nkeys; r++)
+		per_row[r] = palloc(sizeof(SlotEntry *) * (count[r] + 1));
+	for (int i = 0; i < n; i++)
+		if (row_of[i] >= 0)
+			per_row[row_of[i]][fill[row_of[i]]++] = all[i];
+	for (int r = 0; r < f->nkeys; r++)
+	{
+		StoredRow  *row = &f->keys[r];
 
-			probe.external_customer = totals ? NULL : all[i]->key.external_customer;
-			probe.customer = all[i]->key.customer;
-			probe.day = slot_day(all[i]->key.slot);
-			c = row_key_compare(&probe, row);
-			if (c < 0)
-				continue;
-			if (c > 0)
-				break;
-			if (!partial_is_empty(&all[i]->partial))
-				keep[nkeep++] = all[i];
-		}
-		row->data = nkeep > 0 ? slotset_encode(keep, nkeep, f->meter->agg,
-											   f->meter->filters->nkeys, f->dim_keys) : NULL;
+		if ((row->shard == STORE_ALL_CUSTOMERS) != totals)
+			continue;
+		row->data = count[r] > 0 ? slotset_encode(per_row[r], count[r], f->meter->agg,
+												  f->meter->filters->nkeys, f->dim_keys, NULL, 0) : NULL;
 	}
 }
 
 static void
 fold_batch(Fold *f)
 {
-	int			n;
-	SlotEntry **entries = slotset_sorted(f->deltas, &n);
-
-	collect_keys(f, entries, n);
+	collect_keys(f);
 	f->merged = slotset_create(CurrentMemoryContext);
 	f->totals = slotset_create(CurrentMemoryContext);
-	store_fetch(&f->scope, false, f->keys, f->nkeys, f->snap, fetched_customer_row, f);
-	store_fetch(&f->scope, true, f->days, f->ndays, f->snap, fetched_totals_row, f);
-	for (int i = 0; i < n; i++)
-	{
-		SlotKey		t = entries[i]->key;
-
-		partial_combine(&slotset_entry(f->merged, &entries[i]->key)->partial,
-						&entries[i]->partial, f->meter->agg, 1, NULL, NULL);
-		t.customer = no_customer;
-		t.external_customer = no_customer;
-		partial_combine(&slotset_entry(f->totals, &t)->partial,
-						&entries[i]->partial, f->meter->agg, 1, NULL, NULL);
-	}
-	recompute_marked(f, entries, n);
-	encode_rows(f, f->merged, f->keys, f->nkeys, false);
-	encode_rows(f, f->totals, f->days, f->ndays, true);
-	store_put(&f->scope, false, f->keys, f->nkeys, f->snap);
-	store_put(&f->scope, true, f->days, f->ndays, f->snap);
+	f->marks = slotset_create(CurrentMemoryContext);
+	store_fetch(&f->scope, f->keys, f->nkeys, f->snap, fetched_row, f);
+	for (int p = 0; p < f->npending; p++)
+		slotset_decode(f->pending[p], f->meter->agg, NULL, NULL, pending_target, NULL, f);
+	recompute_marked(f);
+	encode_rows(f, f->merged, false);
+	encode_rows(f, f->totals, true);
+	store_put(&f->scope, f->keys, f->nkeys, f->snap);
 }
 
 int64
@@ -543,7 +513,8 @@ compaction_run(const char *tenant, const char *environment, const char *meter_id
 		int			taken;
 
 		old = MemoryContextSwitchTo(batch_cxt);
-		f.deltas = slotset_create(batch_cxt);
+		f.npending = 0;
+		f.pending = NULL;
 		taken = store_take_pending(&f.scope, f.snap, COMPACTION_BATCH_BYTES, take_visit, &f);
 		if (taken > 0)
 			fold_batch(&f);

@@ -4,17 +4,19 @@
  * Stored form (version 1), integers as LEB128 varints (signed ones zigzag-encoded),
  * strings and numerics as a varint length and bytes (a numeric's bytes are its on-disk
  * form without the varlena header):
- *   version 1, flags (bit 0: one customer, whose index entries omit)
+ *   version 1, flags (reserved, 0)
+ *   tags:              count, zigzag numbers (the writer's own)
  *   base slot number (zigzag; slot number = slot start / 15 minutes)
  *   dimension keys:    count, names
- *   customers:         count, (customer, external customer) pairs
  *   dimension values:  count, encoded values
  *   strings:           count, COUNT_UNIQUE identities and group_by values
- *   entries:           count, each
- *       [customer index], slot number - base, [dims index when more than one], flags,
- *       events, [n when it differs from events], [Σv], [Σv·t], [scales: count, (scale,
- *       count)…], [best, LATEST: its time - slot start], [uniques: count, (string, refs)…],
- *       [maxima: count, (bucket - slot start, group string + 1 or 0 for none, max)…]
+ *   customers:         count, each (customer, external customer, entry count, byte
+ *                      length of its entries, then the entries), so a reader looking for
+ *                      one customer skips the others' entries unread
+ *   entry:  slot number - base, [dims index when more than one], flags, events, [n when
+ *       it differs from events], [Σv], [Σv·t], [scales: count, (scale, count)…], [best,
+ *       LATEST: its time - slot start], [uniques: count, (string, refs)…], [maxima: count,
+ *       (bucket - slot start, group string + 1 or 0 for none, max)…]
  * The decoder checks every length and index against the value it reads: a damaged value
  * is an error, never a read outside it.
  */
@@ -29,7 +31,6 @@
 #include "slotset.h"
 
 #define SLOTSET_VERSION 1
-#define SET_ONE_CUSTOMER 0x01
 
 #define E_MARK		0x01
 #define E_N			0x02
@@ -42,35 +43,96 @@
 
 /* ── The set in memory ───────────────────────────────────────────────────────────── */
 
+/* An interned string (or customer pair: customer \0 external). */
+typedef struct InternKey
+{
+	const char *data;
+	Size		len;
+} InternKey;
+
+typedef struct Interned
+{
+	InternKey	key;
+	int32		id;
+	const char *a;				/* the customer, or the dims string */
+	const char *b;				/* the external customer */
+} Interned;
+
 static uint32
-slotkey_hash(const void *key, Size keysize)
+intern_hash(const void *key, Size keysize)
 {
-	const SlotKey *k = key;
-	uint32		h = hash_bytes((const unsigned char *) k->external_customer, strlen(k->external_customer));
+	const InternKey *k = key;
 
-	h = hash_combine(h, hash_bytes((const unsigned char *) k->customer, strlen(k->customer)));
-	h = hash_combine(h, murmurhash32((uint32) ((uint64) k->slot ^ ((uint64) k->slot >> 32))));
-	return hash_combine(h, hash_bytes((const unsigned char *) k->dims, strlen(k->dims)));
-}
-
-int
-slotkey_compare(const SlotKey *a, const SlotKey *b)
-{
-	int			c = strcmp(a->external_customer, b->external_customer);
-
-	if (c == 0)
-		c = strcmp(a->customer, b->customer);
-	if (c == 0 && a->slot != b->slot)
-		c = a->slot < b->slot ? -1 : 1;
-	if (c == 0)
-		c = strcmp(a->dims, b->dims);
-	return c;
+	return hash_bytes((const unsigned char *) k->data, (int) k->len);
 }
 
 static int
-slotkey_match(const void *a, const void *b, Size keysize)
+intern_match(const void *a, const void *b, Size keysize)
 {
-	return slotkey_compare(a, b) != 0;
+	const InternKey *x = a;
+	const InternKey *y = b;
+
+	return !(x->len == y->len && memcmp(x->data, y->data, x->len) == 0);
+}
+
+static HTAB *
+intern_table(const char *name, MemoryContext cxt)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(InternKey);
+	ctl.entrysize = sizeof(Interned);
+	ctl.hash = intern_hash;
+	ctl.match = intern_match;
+	ctl.hcxt = cxt;
+	return hash_create(name, 64, &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+/* Intern a string (b NULL) or a customer pair. */
+static Interned *
+intern(SlotSet *set, HTAB *table, const char *a, const char *b)
+{
+	Size		la = strlen(a) + 1,
+				lb = b ? strlen(b) + 1 : 0;
+	char		stackbuf[256];
+	char	   *buf = la + lb <= sizeof(stackbuf) ? stackbuf : palloc(la + lb);
+	InternKey	key;
+	Interned   *e;
+	bool		found;
+
+	memcpy(buf, a, la);
+	if (b)
+		memcpy(buf + la, b, lb);
+	key.data = buf;
+	key.len = la + lb;
+	e = hash_search(table, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		char	   *copy = MemoryContextAlloc(set->cxt, key.len);
+
+		memcpy(copy, buf, key.len);
+		e->key.data = copy;
+		e->key.len = key.len;
+		e->id = (int32) hash_get_num_entries(table) - 1;
+		e->a = copy;
+		e->b = b ? copy + la : NULL;
+		set->bytes += key.len + sizeof(Interned);
+	}
+	if (buf != stackbuf)
+		pfree(buf);
+	return e;
+}
+
+static Interned *
+intern_customer(SlotSet *set, const char *customer, const char *external)
+{
+	Interned   *last = set->last_customer;
+
+	if (last != NULL && (last->a == customer || strcmp(last->a, customer) == 0) &&
+		(last->b == external || strcmp(last->b, external) == 0))
+		return last;
+	set->last_customer = intern(set, set->customers, customer, external);
+	return set->last_customer;
 }
 
 SlotSet *
@@ -80,13 +142,12 @@ slotset_create(MemoryContext cxt)
 	HASHCTL		ctl;
 
 	set->cxt = cxt;
-	ctl.keysize = sizeof(SlotKey);
+	ctl.keysize = sizeof(SlotHashKey);
 	ctl.entrysize = sizeof(SlotEntry);
-	ctl.hash = slotkey_hash;
-	ctl.match = slotkey_match;
 	ctl.hcxt = cxt;
-	set->entries = hash_create("meter slot set", 256, &ctl,
-							   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	set->entries = hash_create("meter slot set", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	set->customers = intern_table("meter slot set customers", cxt);
+	set->dims = intern_table("meter slot set dimensions", cxt);
 	return set;
 }
 
@@ -96,30 +157,64 @@ slotset_count(const SlotSet *set)
 	return hash_get_num_entries(set->entries);
 }
 
+static bool
+hash_key_of(SlotSet *set, const SlotKey *key, SlotHashKey *hk, Interned **c, Interned **d)
+{
+	*c = intern_customer(set, key->customer, key->external_customer);
+	*d = intern(set, set->dims, key->dims, NULL);
+	memset(hk, 0, sizeof(SlotHashKey));
+	hk->customer = (*c)->id;
+	hk->dims = (*d)->id;
+	hk->slot = key->slot;
+	return true;
+}
+
 SlotEntry *
 slotset_entry(SlotSet *set, const SlotKey *key)
 {
+	SlotHashKey hk;
+	Interned   *c,
+			   *d;
 	bool		found;
-	SlotEntry  *e = hash_search(set->entries, key, HASH_ENTER, &found);
+	SlotEntry  *e;
 
+	hash_key_of(set, key, &hk, &c, &d);
+	e = hash_search(set->entries, &hk, HASH_ENTER, &found);
 	if (!found)
 	{
-		e->key.customer = MemoryContextStrdup(set->cxt, key->customer);
-		e->key.external_customer = MemoryContextStrdup(set->cxt, key->external_customer);
-		e->key.dims = MemoryContextStrdup(set->cxt, key->dims);
+		e->key.customer = c->a;
+		e->key.external_customer = c->b;
+		e->key.dims = d->a;
 		e->key.slot = key->slot;
 		e->mark = false;
 		partial_init(&e->partial, set->cxt);
-		set->bytes += sizeof(SlotEntry) + strlen(key->customer) + strlen(key->external_customer)
-			+ strlen(key->dims) + 64;
+		set->bytes += sizeof(SlotEntry) + 32;
 	}
 	return e;
+}
+
+SlotEntry *
+slotset_find(SlotSet *set, const SlotKey *key)
+{
+	SlotHashKey hk;
+	Interned   *c,
+			   *d;
+
+	hash_key_of(set, key, &hk, &c, &d);
+	return hash_search(set->entries, &hk, HASH_FIND, NULL);
 }
 
 static int
 entry_order(const void *a, const void *b)
 {
-	return slotkey_compare(&(*(SlotEntry *const *) a)->key, &(*(SlotEntry *const *) b)->key);
+	const SlotHashKey *x = &(*(SlotEntry *const *) a)->hkey;
+	const SlotHashKey *y = &(*(SlotEntry *const *) b)->hkey;
+
+	if (x->customer != y->customer)
+		return x->customer < y->customer ? -1 : 1;
+	if (x->slot != y->slot)
+		return x->slot < y->slot ? -1 : 1;
+	return (x->dims > y->dims) - (x->dims < y->dims);
 }
 
 SlotEntry **
@@ -362,11 +457,20 @@ collect_strings(const Partial *p, StringDict *strings)
 	}
 }
 
+/* Entries of one set share interned strings: equal customers, equal pointers. */
+static inline bool
+same_customer(const SlotKey *a, const SlotKey *b)
+{
+	return (a->customer == b->customer && a->external_customer == b->external_customer) ||
+		(strcmp(a->customer, b->customer) == 0 && strcmp(a->external_customer, b->external_customer) == 0);
+}
+
 bytea *
 slotset_encode(SlotEntry **entries, int n, const Aggregation *agg, int ndim_keys,
-			   const char *const *dim_keys)
+			   const char *const *dim_keys, const int64 *tags, int ntags)
 {
 	StringInfoData buf;
+	StringInfoData block;
 	StringDict	dims,
 				strings;
 	int			ncustomers = 0;
@@ -379,8 +483,7 @@ slotset_encode(SlotEntry **entries, int n, const Aggregation *agg, int ndim_keys
 	{
 		const SlotKey *k = &entries[i]->key;
 
-		if (i == 0 || strcmp(k->customer, entries[i - 1]->key.customer) != 0 ||
-			strcmp(k->external_customer, entries[i - 1]->key.external_customer) != 0)
+		if (i == 0 || !same_customer(k, &entries[i - 1]->key))
 			ncustomers++;
 		base = Min(base, slot_number(k->slot));
 		dict_add(&dims, k->dims);
@@ -392,40 +495,37 @@ slotset_encode(SlotEntry **entries, int n, const Aggregation *agg, int ndim_keys
 	initStringInfo(&buf);
 	appendBinaryStringInfo(&buf, "\0\0\0\0", VARHDRSZ);
 	appendStringInfoCharMacro(&buf, SLOTSET_VERSION);
-	appendStringInfoCharMacro(&buf, (char) (ncustomers == 1 ? SET_ONE_CUSTOMER : 0));
+	appendStringInfoCharMacro(&buf, 0);
+	put_varint(&buf, ntags);
+	for (int i = 0; i < ntags; i++)
+		put_signed(&buf, tags[i]);
 	put_signed(&buf, base);
 	put_varint(&buf, ndim_keys);
 	for (int i = 0; i < ndim_keys; i++)
 		put_string(&buf, dim_keys[i]);
-	put_varint(&buf, ncustomers);
-	for (int i = 0; i < n; i++)
-	{
-		const SlotKey *k = &entries[i]->key;
-
-		if (i == 0 || strcmp(k->customer, entries[i - 1]->key.customer) != 0 ||
-			strcmp(k->external_customer, entries[i - 1]->key.external_customer) != 0)
-		{
-			put_string(&buf, k->customer);
-			put_string(&buf, k->external_customer);
-		}
-	}
 	put_dict(&buf, &dims);
 	put_dict(&buf, &strings);
-	put_varint(&buf, n);
-	ncustomers = -1;
-	for (int i = 0; i < n; i++)
+	put_varint(&buf, ncustomers);
+	initStringInfo(&block);
+	for (int i = 0; i < n;)
 	{
 		const SlotKey *k = &entries[i]->key;
+		int			first = i;
 
-		if (i == 0 || strcmp(k->customer, entries[i - 1]->key.customer) != 0 ||
-			strcmp(k->external_customer, entries[i - 1]->key.external_customer) != 0)
-			ncustomers++;
-		if (buf.data[VARHDRSZ + 1] != SET_ONE_CUSTOMER)
-			put_varint(&buf, ncustomers);
-		put_varint(&buf, slot_number(k->slot) - base);
-		if (dims.count > 1)
-			put_varint(&buf, dict_find(&dims, k->dims));
-		put_partial(&buf, &entries[i]->partial, agg, k->slot, entries[i]->mark, &strings);
+		resetStringInfo(&block);
+		for (; i < n && same_customer(&entries[i]->key, k); i++)
+		{
+			const SlotKey *e = &entries[i]->key;
+
+			put_varint(&block, slot_number(e->slot) - base);
+			if (dims.count > 1)
+				put_varint(&block, dict_find(&dims, e->dims));
+			put_partial(&block, &entries[i]->partial, agg, e->slot, entries[i]->mark, &strings);
+		}
+		put_string(&buf, k->customer);
+		put_string(&buf, k->external_customer);
+		put_varint(&buf, i - first);
+		put_bytes(&buf, block.data, block.len);
 	}
 	result = (bytea *) buf.data;
 	SET_VARSIZE(result, buf.len);
@@ -562,44 +662,85 @@ reader_start(Reader *r, bytea *stored)
 		damaged("Unknown version of the stored form.");
 }
 
+/* Past the flags and tags. */
+static void
+skip_tags(Reader *r)
+{
+	uint64		n;
+
+	(void) get_byte(r);
+	n = get_varint(r);
+	for (uint64 i = 0; i < n; i++)
+		(void) get_signed(r);
+}
+
+int64 *
+slotset_tags(bytea *stored, int *n)
+{
+	Reader		r;
+	uint64		k;
+	int64	   *tags;
+
+	reader_start(&r, stored);
+	(void) get_byte(&r);
+	k = get_varint(&r);
+	if (k > r.len - r.pos)
+		damaged("More tags than bytes.");
+	tags = palloc(sizeof(int64) * (k + 1));
+	for (uint64 i = 0; i < k; i++)
+		tags[i] = get_signed(&r);
+	*n = (int) k;
+	return tags;
+}
+
 char	  **
 slotset_dim_keys(bytea *stored, int *n)
 {
 	Reader		r;
 
 	reader_start(&r, stored);
-	(void) get_byte(&r);
+	skip_tags(&r);
 	(void) get_signed(&r);
 	return get_dict(&r, n);
 }
 
-/* Read one entry's partial state and add it to target (NULL: skip it). */
+/* A numeric read only to be added to some partial states: NULL when none wants it. */
+static Numeric
+get_numeric_for(Reader *r, Partial **into)
+{
+	if (into[0] == NULL && into[1] == NULL)
+	{
+		Size		len;
+
+		(void) get_bytes(r, &len);
+		return NULL;
+	}
+	return get_numeric(r);
+}
+
+/* Read one entry's partial state and add it to into[0] and into[1] (each may be NULL). */
 static void
-get_partial(Reader *r, Partial *target, const Aggregation *agg, TimestampTz slot,
+get_partial(Reader *r, Partial **into, const Aggregation *agg, TimestampTz slot,
 			uint8 flags, char **strings, int nstrings, BucketRemap remap, void *arg)
 {
 	int64		events = get_signed(r);
 	int64		n = (flags & E_N) ? get_signed(r) : events;
+	Numeric		sum = NULL,
+				sum_vt = NULL,
+				best = NULL;
+	TimestampTz best_ts = slot;
 
-	if (target != NULL)
-	{
-		target->events += events;
-		target->n += n;
-	}
 	if (flags & E_SUM)
-	{
-		Numeric		v = get_numeric(r);
-
-		if (target != NULL)
-			partial_add_sums(target, v, NULL, 1);
-	}
+		sum = get_numeric_for(r, into);
 	if (flags & E_SUM_VT)
-	{
-		Numeric		v = get_numeric(r);
-
-		if (target != NULL)
-			partial_add_sums(target, NULL, v, 1);
-	}
+		sum_vt = get_numeric_for(r, into);
+	for (int t = 0; t < 2; t++)
+		if (into[t] != NULL)
+		{
+			into[t]->events += events;
+			into[t]->n += n;
+			partial_add_sums(into[t], sum, sum_vt, 1);
+		}
 	if (flags & E_SCALES)
 	{
 		uint64		k = get_varint(r);
@@ -609,17 +750,19 @@ get_partial(Reader *r, Partial *target, const Aggregation *agg, TimestampTz slot
 			int32		scale = (int32) get_varint(r);
 			int64		count = get_signed(r);
 
-			if (target != NULL)
-				partial_set_scale(target, scale, count);
+			for (int t = 0; t < 2; t++)
+				if (into[t] != NULL)
+					partial_set_scale(into[t], scale, count);
 		}
 	}
 	if (flags & E_BEST)
 	{
-		Numeric		v = get_numeric(r);
-		TimestampTz ts = agg->type == AGG_LATEST ? slot + get_signed(r) : slot;
-
-		if (target != NULL)
-			partial_best_offer(target, agg, v, ts);
+		best = get_numeric_for(r, into);
+		if (agg->type == AGG_LATEST)
+			best_ts = slot + get_signed(r);
+		for (int t = 0; t < 2; t++)
+			if (into[t] != NULL)
+				partial_best_offer(into[t], agg, best, best_ts);
 	}
 	if (flags & E_UNIQUES)
 	{
@@ -630,8 +773,9 @@ get_partial(Reader *r, Partial *target, const Aggregation *agg, TimestampTz slot
 			int			s = (int) get_index(r, nstrings);
 			int64		refs = get_signed(r);
 
-			if (target != NULL)
-				partial_unique_add(target, strings[s], refs);
+			for (int t = 0; t < 2; t++)
+				if (into[t] != NULL)
+					partial_unique_add(into[t], strings[s], refs);
 		}
 	}
 	if (flags & E_MAXIMA)
@@ -642,69 +786,77 @@ get_partial(Reader *r, Partial *target, const Aggregation *agg, TimestampTz slot
 		{
 			TimestampTz bucket = slot + get_signed(r);
 			uint64		g = get_index(r, (uint64) nstrings + 1);
-			Numeric		v = get_numeric(r);
+			Numeric		v = get_numeric_for(r, into);
 
-			if (target != NULL)
-				partial_max_offer(target, remap ? remap(bucket, arg) : bucket,
-								  g == 0 ? NULL : strings[g - 1], v);
+			for (int t = 0; t < 2; t++)
+				if (into[t] != NULL)
+					partial_max_offer(into[t], remap ? remap(bucket, arg) : bucket,
+									  g == 0 ? NULL : strings[g - 1], v);
 		}
 	}
 }
 
 void
-slotset_decode(bytea *stored, const Aggregation *agg, SlotTarget target, BucketRemap remap,
-			   void *arg)
+slotset_decode(bytea *stored, const Aggregation *agg, const char *customer,
+			   const char *external_customer, SlotTarget target, BucketRemap remap, void *arg)
 {
 	Reader		r;
-	uint8		setflags;
 	int64		base;
 	int			nkeys,
 				ndims,
 				nstrings;
-	uint64		ncustomers,
-				nentries;
-	char	  **customers;
+	uint64		ncustomers;
 	char	  **dims;
 	char	  **strings;
 
 	reader_start(&r, stored);
-	setflags = get_byte(&r);
+	skip_tags(&r);
 	base = get_signed(&r);
 	(void) get_dict(&r, &nkeys);
+	dims = get_dict(&r, &ndims);
+	strings = get_dict(&r, &nstrings);
 	ncustomers = get_varint(&r);
 	if (ncustomers > r.len - r.pos)
 		damaged("The customer list is longer than the value.");
-	customers = palloc(sizeof(char *) * 2 * (ncustomers + 1));
-	for (uint64 i = 0; i < ncustomers; i++)
-	{
-		customers[2 * i] = get_string(&r);
-		customers[2 * i + 1] = get_string(&r);
-	}
-	dims = get_dict(&r, &ndims);
-	strings = get_dict(&r, &nstrings);
-	nentries = get_varint(&r);
-	if (nentries > r.len - r.pos)
-		damaged("The entry list is longer than the value.");
-	for (uint64 i = 0; i < nentries; i++)
+	for (uint64 c = 0; c < ncustomers; c++)
 	{
 		SlotKey		key;
-		uint64		c = (setflags & SET_ONE_CUSTOMER) ? 0 : get_index(&r, ncustomers);
-		int64		slotno = base + (int64) get_varint(&r);
-		uint64		d = ndims > 1 ? get_index(&r, ndims) : 0;
-		uint8		flags;
-		Partial    *into;
+		uint64		nentries;
+		Size		nbytes;
+		const uint8 *block;
+		Reader		e;
 
-		if (c >= ncustomers || (ndims == 0) || slotno > END_TIMESTAMP / SLOT_USECS ||
-			slotno < MIN_TIMESTAMP / SLOT_USECS - 1)
-			damaged("An entry points outside the value.");
-		key.customer = customers[2 * c];
-		key.external_customer = customers[2 * c + 1];
-		key.slot = slotno * SLOT_USECS;
-		key.dims = dims[d];
-		flags = get_byte(&r);
-		into = target(&key, (flags & E_MARK) != 0, arg);
-		get_partial(&r, into, agg, key.slot, flags, strings, nstrings, remap, arg);
+		key.customer = get_string(&r);
+		key.external_customer = get_string(&r);
+		nentries = get_varint(&r);
+		block = get_bytes(&r, &nbytes);
+		if ((customer != NULL && strcmp(customer, key.customer) != 0) ||
+			(external_customer != NULL && strcmp(external_customer, key.external_customer) != 0))
+			continue;
+		e.data = block;
+		e.len = nbytes;
+		e.pos = 0;
+		if (nentries > nbytes)
+			damaged("A customer has more entries than bytes.");
+		for (uint64 i = 0; i < nentries; i++)
+		{
+			int64		slotno = base + (int64) get_varint(&e);
+			uint64		d = ndims > 1 ? get_index(&e, ndims) : 0;
+			uint8		flags;
+			Partial    *into[2] = {NULL, NULL};
+
+			if (ndims == 0 || slotno > END_TIMESTAMP / SLOT_USECS ||
+				slotno < MIN_TIMESTAMP / SLOT_USECS - 1)
+				damaged("An entry points outside the value.");
+			key.slot = slotno * SLOT_USECS;
+			key.dims = dims[d];
+			flags = get_byte(&e);
+			target(&key, (flags & E_MARK) != 0, arg, into);
+			get_partial(&e, into, agg, key.slot, flags, strings, nstrings, remap, arg);
+		}
+		if (e.pos != e.len)
+			damaged("Extra bytes after a customer's entries.");
 	}
 	if (r.pos != r.len)
-		damaged("Extra bytes after the last entry.");
+		damaged("Extra bytes after the last customer.");
 }

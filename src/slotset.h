@@ -25,9 +25,18 @@ typedef struct SlotKey
 	const char *dims;			/* the meter's filter-key values, encoded (dims.h) */
 } SlotKey;
 
+/* Entries are hashed and ordered by interned numbers, not by their strings. */
+typedef struct SlotHashKey
+{
+	int32		customer;		/* the (customer, external customer) pair's number */
+	int32		dims;
+	TimestampTz slot;
+} SlotHashKey;
+
 typedef struct SlotEntry
 {
-	SlotKey		key;
+	SlotHashKey hkey;
+	SlotKey		key;			/* its strings are the set's interned copies */
 	bool		mark;			/* recompute this customer's slot from the raw events */
 	Partial		partial;
 } SlotEntry;
@@ -36,6 +45,9 @@ typedef struct SlotSet
 {
 	MemoryContext cxt;
 	HTAB	   *entries;
+	HTAB	   *customers;		/* interned (customer, external customer) pairs */
+	HTAB	   *dims;			/* interned dimension strings */
+	struct Interned *last_customer; /* the pair met last (a decode meets it in runs) */
 	Size		bytes;			/* about how much memory the set holds */
 } SlotSet;
 
@@ -45,24 +57,33 @@ extern long slotset_count(const SlotSet *set);
 /* The entry of a key, created empty when new. */
 extern SlotEntry *slotset_entry(SlotSet *set, const SlotKey *key);
 
-/* The entries ordered by (external customer, customer, slot, dims); palloc'd. */
+/* The entry of a key, or NULL. */
+extern SlotEntry *slotset_find(SlotSet *set, const SlotKey *key);
+
+/* The entries grouped by customer (in the order customers were first met), then by
+ * slot and dimensions; palloc'd. */
 extern SlotEntry **slotset_sorted(SlotSet *set, int *n);
 
-/* Key order: external customer, customer, slot, dims. */
-extern int	slotkey_compare(const SlotKey *a, const SlotKey *b);
-
-/* The stored form of sorted entries of one aggregation. dim_keys name the dimensions. */
+/* The stored form of sorted entries of one aggregation. dim_keys name the dimensions;
+ * tags are numbers of the writer's own, read back without decoding the entries. */
 extern bytea *slotset_encode(SlotEntry **entries, int n, const Aggregation *agg,
-							 int ndim_keys, const char *const *dim_keys);
+							 int ndim_keys, const char *const *dim_keys,
+							 const int64 *tags, int ntags);
+
+/* The tags a stored set was written with; palloc'd. */
+extern int64 *slotset_tags(bytea *stored, int *n);
 
 /*
- * Read a stored set. For each entry, target(key, mark, arg) returns the partial state to
- * add the entry's partial state to, or NULL to skip it; the key's strings live as long as
- * the decode's memory (CurrentMemoryContext). remap as in partial_combine. A damaged
- * value is an error (XX001), never a crash.
+ * Read a stored set. Entries of other customers than customer / external_customer (when
+ * not NULL) are skipped without being decoded. For each other entry, target(key, mark,
+ * arg, into) writes the partial states to add the entry's partial state to into into[0]
+ * and into[1] (NULL: none); the key's strings live as long as the decode's memory
+ * (CurrentMemoryContext). remap as in partial_combine. A damaged value is an error
+ * (XX001), never a crash.
  */
-typedef Partial *(*SlotTarget) (const SlotKey *key, bool mark, void *arg);
-extern void slotset_decode(bytea *stored, const Aggregation *agg, SlotTarget target,
+typedef void (*SlotTarget) (const SlotKey *key, bool mark, void *arg, Partial **into);
+extern void slotset_decode(bytea *stored, const Aggregation *agg, const char *customer,
+						   const char *external_customer, SlotTarget target,
 						   BucketRemap remap, void *arg);
 
 /* The dimension keys a stored set was written with; palloc'd. */

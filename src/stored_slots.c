@@ -32,8 +32,8 @@ typedef struct Collect
 
 static const char *const all_customers = "";
 
-static Partial *
-collect_target(const SlotKey *key, bool mark, void *arg)
+static void
+collect_target(const SlotKey *key, bool mark, void *arg, Partial **into)
 {
 	Collect    *c = arg;
 	SlotKey		k = *key;
@@ -47,7 +47,7 @@ collect_target(const SlotKey *key, bool mark, void *arg)
 	e = slotset_entry(c->set, &k);
 	if (mark)
 		e->mark = true;
-	return &e->partial;
+	into[0] = &e->partial;
 }
 
 static void
@@ -55,7 +55,21 @@ collect_visit(const StoredRow *row, void *arg)
 {
 	Collect    *c = arg;
 
-	slotset_decode(row->data, c->agg, collect_target, NULL, c);
+	slotset_decode(row->data, c->agg, NULL, NULL, collect_target, NULL, c);
+}
+
+/* Every compacted row of a meter: the customer shards, or the all-customers rows. */
+static void
+read_rows(const MeterScope *scope, bool totals, Collect *c)
+{
+	int16		shards[STORE_SHARDS];
+	int			n = 1;
+
+	if (totals)
+		shards[0] = STORE_ALL_CUSTOMERS;
+	else
+		n = store_shards_for(NULL, NULL, shards);
+	store_read(scope, shards, n, DATEVAL_NOBEGIN, DATEVAL_NOEND, collect_visit, c);
 }
 
 static Datum
@@ -139,7 +153,7 @@ meter_stored_slots(PG_FUNCTION_ARGS)
 	c.set = slotset_create(CurrentMemoryContext);
 	c.agg = m->agg;
 	c.totals = totals;
-	store_read(&scope, totals, NULL, NULL, DATEVAL_NOBEGIN, DATEVAL_NOEND, collect_visit, &c);
+	read_rows(&scope, totals, &c);
 	/* Pending rows hold customer entries: for totals they fold into all customers. */
 	store_read_pending(&scope, DATEVAL_NOBEGIN, DATEVAL_NOEND, collect_visit, &c);
 	entries = slotset_sorted(c.set, &n);
@@ -228,7 +242,7 @@ meter_skips(PG_FUNCTION_ARGS)
 		c.set = slotset_create(CurrentMemoryContext);
 		c.agg = m->agg;
 		c.totals = false;
-		store_read(&scope, false, NULL, NULL, DATEVAL_NOBEGIN, DATEVAL_NOEND, collect_visit, &c);
+		read_rows(&scope, false, &c);
 		store_read_pending(&scope, DATEVAL_NOBEGIN, DATEVAL_NOEND, collect_visit, &c);
 		entries = slotset_sorted(c.set, &n);
 		for (int i = 0; i < n;)

@@ -76,7 +76,7 @@ history_start(const UsageRequest *r)
 		elog(ERROR, "SPI_connect failed");
 	if (!r->from_events)
 	{
-		sql = psprintf("SELECT least((SELECT min(day) FROM meter.rollup_totals WHERE tenant_id = %s"
+		sql = psprintf("SELECT least((SELECT min(day) FROM meter.rollups WHERE shard = -1 AND tenant_id = %s"
 					   " AND environment_id = %s AND meter_id = %s),"
 					   " (SELECT min(first_day) FROM meter.pending WHERE tenant_id = %s"
 					   " AND environment_id = %s AND meter_id = %s))",
@@ -300,15 +300,15 @@ slot_in_range(const Usage *u, TimestampTz slot)
 	return u->ncells > 0 && slot + SLOT_USECS > u->cell_start[0] && slot < u->req.end;
 }
 
-static Partial *
-pending_target(const SlotKey *key, bool mark, void *arg)
+static void
+pending_target(const SlotKey *key, bool mark, void *arg, Partial **into)
 {
 	PendingRead *p = arg;
 	SlotEntry  *e;
 
 	if (!slot_in_range(p->u, key->slot) ||
 		group_of(p->u, key->customer, key->external_customer, key->dims) < 0)
-		return NULL;
+		return;
 	e = slotset_entry(p->set, key);
 	if (mark && !e->mark)
 	{
@@ -320,7 +320,7 @@ pending_target(const SlotKey *key, bool mark, void *arg)
 		}
 		p->marked[p->nmarked++] = key->slot;
 	}
-	return &e->partial;
+	into[0] = &e->partial;
 }
 
 static void
@@ -328,14 +328,14 @@ pending_visit(const StoredRow *row, void *arg)
 {
 	PendingRead *p = arg;
 
-	slotset_decode(row->data, p->u->req.meter->agg, pending_target, NULL, p);
+	slotset_decode(row->data, p->u->req.meter->agg, p->u->req.customer,
+				   p->u->req.external_customer, pending_target, NULL, p);
 }
 
 /* The cell partial a whole stored slot adds to, or NULL. */
 static Partial *
-stored_target(const SlotKey *key, bool mark, void *arg)
+slot_cell(Usage *u, const SlotKey *key)
 {
-	Usage	   *u = arg;
 	int			g,
 				cell;
 
@@ -349,11 +349,20 @@ stored_target(const SlotKey *key, bool mark, void *arg)
 }
 
 static void
+stored_target(const SlotKey *key, bool mark, void *arg, Partial **into)
+{
+	into[0] = slot_cell((Usage *) arg, key);
+}
+
+static void
 stored_visit(const StoredRow *row, void *arg)
 {
 	Usage	   *u = arg;
 
-	slotset_decode(row->data, u->req.meter->agg, stored_target, remap_to_cell, u);
+	bool		totals = row->shard == STORE_ALL_CUSTOMERS;
+
+	slotset_decode(row->data, u->req.meter->agg, totals ? NULL : u->req.customer,
+				   totals ? NULL : u->req.external_customer, stored_target, remap_to_cell, u);
 }
 
 static bool
@@ -373,14 +382,23 @@ read_stored(Usage *u)
 	PendingRead p = {u, slotset_create(CurrentMemoryContext), NULL, 0, 0};
 	SlotEntry **entries;
 	int			n;
+	int16		shards[STORE_SHARDS];
+	int			nshards;
 
 	store_read_pending(&scope, lo, hi, pending_visit, &p);
 	collect_raw_slots(u, p.marked, p.nmarked);
-	store_read(&scope, reads_totals(r), r->customer, r->external_customer, lo, hi, stored_visit, u);
+	if (reads_totals(r))
+	{
+		shards[0] = STORE_ALL_CUSTOMERS;
+		nshards = 1;
+	}
+	else
+		nshards = store_shards_for(r->customer, r->external_customer, shards);
+	store_read(&scope, shards, nshards, lo, hi, stored_visit, u);
 	entries = slotset_sorted(p.set, &n);
 	for (int i = 0; i < n; i++)
 	{
-		Partial    *into = stored_target(&entries[i]->key, false, u);
+		Partial    *into = slot_cell(u, &entries[i]->key);
 
 		if (into != NULL)
 			partial_combine(into, &entries[i]->partial, m->agg, 1, remap_to_cell, u);

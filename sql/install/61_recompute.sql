@@ -87,8 +87,9 @@ BEGIN
 		ELSE 'meter.quantity($4, r.p)' END;
 	RETURN QUERY EXECUTE format($q$
 		WITH r AS (SELECT * FROM (%1$s) r WHERE %2$s),
-		v AS (SELECT CASE WHEN $5 THEN NULL ELSE r.c END AS c, CASE WHEN $5 THEN NULL ELSE r.x END AS x,
-				to_timestamp(floor(extract(epoch FROM r.ts) / 900) * 900) AS slot, %3$s AS dims, r.ts,
+		v AS (SELECT CASE WHEN $5 THEN '' ELSE r.c END AS c, CASE WHEN $5 THEN '' ELSE r.x END AS x,
+				CASE WHEN r.ts >= '2000-01-01 00:00:00+00' THEN date_bin('15 minutes', r.ts, '2000-01-01 00:00:00+00')
+					ELSE to_timestamp(floor(extract(epoch FROM r.ts) / 900) * 900) END AS slot, %3$s AS dims, r.ts,
 				%4$s AS v, %5$s AS u, %6$s AS g
 			FROM r),
 		base AS (SELECT v.c, v.x, v.slot, v.dims, count(*) AS events,
@@ -105,10 +106,11 @@ BEGIN
 		mx AS (SELECT w.c, w.x, w.slot, w.dims, jsonb_agg(jsonb_build_array(w.g, w.mv) ORDER BY w.g COLLATE "C" NULLS FIRST) AS maxima
 			FROM (SELECT v.c, v.x, v.slot, v.dims, v.g, max(v.v) AS mv FROM v WHERE $7 AND v.v IS NOT NULL
 				GROUP BY 1, 2, 3, 4, 5) w GROUP BY 1, 2, 3, 4)
-		SELECT b.c, b.x, b.slot, b.dims, b.events, b.n, b.sum, b.sum_vt, b.best, b.best_at, uq.uniques, mx.maxima
+		SELECT CASE WHEN $5 THEN NULL ELSE b.c END, CASE WHEN $5 THEN NULL ELSE b.x END, b.slot, b.dims,
+			b.events, b.n, b.sum, b.sum_vt, b.best, b.best_at, uq.uniques, mx.maxima
 		FROM base b
-		LEFT JOIN uq ON uq.c IS NOT DISTINCT FROM b.c AND uq.x IS NOT DISTINCT FROM b.x AND uq.slot = b.slot AND uq.dims = b.dims
-		LEFT JOIN mx ON mx.c IS NOT DISTINCT FROM b.c AND mx.x IS NOT DISTINCT FROM b.x AND mx.slot = b.slot AND mx.dims = b.dims$q$,
+		LEFT JOIN uq ON uq.c = b.c AND uq.x = b.x AND uq.slot = b.slot AND uq.dims = b.dims
+		LEFT JOIN mx ON mx.c = b.c AND mx.x = b.x AND mx.slot = b.slot AND mx.dims = b.dims$q$,
 		events_q, match_q, dims_q, value_q,
 		CASE WHEN kind = 'COUNT_UNIQUE' THEN format('meter.oracle_identity(r.p -> %L, true)', fld) ELSE 'NULL::text' END,
 		'NULL::text')

@@ -79,16 +79,16 @@ BEGIN
 	LOOP
 		FOREACH lvl IN ARRAY ARRAY[false, true] LOOP
 			RETURN QUERY
-			WITH s AS (SELECT * FROM meter.stored_slots(m.id, lvl)),
-				f AS (SELECT * FROM meter.expected_slots(m.id, lvl)),
+			WITH s AS (SELECT x.*, COALESCE(x.customer_id, '') AS c, COALESCE(x.external_customer_id, '') AS xc
+					FROM meter.stored_slots(m.id, lvl) x),
+				f AS (SELECT x.*, COALESCE(x.customer_id, '') AS c, COALESCE(x.external_customer_id, '') AS xc
+					FROM meter.expected_slots(m.id, lvl) x),
 				marked AS (SELECT DISTINCT s.customer_id, s.external_customer_id, s.slot FROM s WHERE s.marked)
 			SELECT m.id, COALESCE(s.customer_id, f.customer_id), COALESCE(s.external_customer_id, f.external_customer_id),
 				COALESCE(s.slot, f.slot),
 				d.what || CASE WHEN COALESCE(s.dims, f.dims) <> '' THEN ' [' || COALESCE(s.dims, f.dims) || ']' ELSE '' END,
 				d.stored, d.expected
-			FROM s FULL JOIN f ON s.customer_id IS NOT DISTINCT FROM f.customer_id
-				AND s.external_customer_id IS NOT DISTINCT FROM f.external_customer_id
-				AND s.slot = f.slot AND s.dims = f.dims
+			FROM s FULL JOIN f ON s.c = f.c AND s.xc = f.xc AND s.slot = f.slot AND s.dims = f.dims
 			CROSS JOIN LATERAL (VALUES
 				('events', s.events::text, f.events::text, s.events IS DISTINCT FROM f.events),
 				('n', s.n::text, f.n::text, s.n IS DISTINCT FROM f.n),

@@ -45,7 +45,7 @@ AS $$
 BEGIN
 	EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA meter TO %s', role);
 	EXECUTE pg_catalog.format('GRANT SELECT ON meter.meters, meter.events, meter.rollups, '
-		'meter.rollup_totals, meter.pending, meter.skipped, meter.tracked_tables TO %s', role);
+		'meter.pending, meter.skipped, meter.tracked_tables TO %s', role);
 END
 $$;
 COMMENT ON FUNCTION meter.grant_reader(regrole) IS
@@ -88,7 +88,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	EXECUTE pg_catalog.format('REVOKE ALL ON meter.meters, meter.events, meter.rollups, '
-		'meter.rollup_totals, meter.pending, meter.skipped, meter.tracked_tables FROM %s', role);
+		'meter.pending, meter.skipped, meter.tracked_tables FROM %s', role);
 	EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION meter.rebuild(text) FROM %s', role);
 	EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION meter.compact(text) FROM %s', role);
 	IF pg_catalog.to_regprocedure('meter.ingest(jsonb)') IS NOT NULL THEN
