@@ -635,16 +635,21 @@ meter_aggregation_type_of(PG_FUNCTION_ARGS)
 	PG_RETURN_OID(agg_type_enum(PG_GETARG_AGGREGATION(0)->type));
 }
 
+/* A text result, or NULL for an absent key. */
+static Datum
+text_or_null(FunctionCallInfo fcinfo, const char *s)
+{
+	if (s == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(s));
+}
+
 /* meter.field_of(meter.aggregation) → text: the property read, NULL when none. */
 PG_FUNCTION_INFO_V1(meter_aggregation_field_of);
 Datum
 meter_aggregation_field_of(PG_FUNCTION_ARGS)
 {
-	Aggregation *agg = PG_GETARG_AGGREGATION(0);
-
-	if (agg->field == NULL)
-		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(agg->field));
+	return text_or_null(fcinfo, PG_GETARG_AGGREGATION(0)->field);
 }
 
 /* meter.multiplier_of(meter.aggregation) → numeric: NULL unless SUM_WITH_MULTIPLIER. */
@@ -677,11 +682,7 @@ PG_FUNCTION_INFO_V1(meter_aggregation_expression_of);
 Datum
 meter_aggregation_expression_of(PG_FUNCTION_ARGS)
 {
-	Aggregation *agg = PG_GETARG_AGGREGATION(0);
-
-	if (agg->expression == NULL)
-		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(agg->expression));
+	return text_or_null(fcinfo, PG_GETARG_AGGREGATION(0)->expression);
 }
 
 /* meter.group_by_of(meter.aggregation) → text: the group_by property, NULL when none. */
@@ -689,11 +690,7 @@ PG_FUNCTION_INFO_V1(meter_aggregation_group_by_of);
 Datum
 meter_aggregation_group_by_of(PG_FUNCTION_ARGS)
 {
-	Aggregation *agg = PG_GETARG_AGGREGATION(0);
-
-	if (agg->group_by == NULL)
-		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(agg->group_by));
+	return text_or_null(fcinfo, PG_GETARG_AGGREGATION(0)->group_by);
 }
 
 /*

@@ -419,6 +419,21 @@ bad_character(Parser *p, int i)
 	expr_error(p, i, hint, "the character \"%c\" is not allowed", c);
 }
 
+/* Operators and punctuation: c alone is one (T_EOF: not a token alone), c then next is two. */
+static const struct
+{
+	char		c;
+	TokenKind	one;
+	char		next;
+	TokenKind	two;
+}			punctuation[] = {
+	{'(', T_LPAREN, '\0', T_EOF}, {')', T_RPAREN, '\0', T_EOF}, {',', T_COMMA, '\0', T_EOF},
+	{'?', T_QUESTION, '\0', T_EOF}, {':', T_COLON, '\0', T_EOF}, {'+', T_PLUS, '\0', T_EOF},
+	{'-', T_MINUS, '\0', T_EOF}, {'*', T_STAR, '\0', T_EOF}, {'/', T_SLASH, '\0', T_EOF},
+	{'!', T_NOT, '=', T_NE}, {'<', T_LT, '=', T_LE}, {'>', T_GT, '=', T_GE},
+	{'=', T_EOF, '=', T_EQ}, {'&', T_EOF, '&', T_AND}, {'|', T_EOF, '|', T_OR},
+};
+
 static void
 next_token(Parser *p)
 {
@@ -449,71 +464,21 @@ next_token(Parser *p)
 		lex_identifier(p, i);
 		return;
 	}
-	switch (c)
+	for (int k = 0; k < (int) lengthof(punctuation); k++)
 	{
-		case '(':
-			p->tok.kind = T_LPAREN;
+		if (punctuation[k].c != c)
+			continue;
+		if (punctuation[k].next != '\0' && punctuation[k].next == d)
+		{
+			p->tok.kind = punctuation[k].two;
+			p->tok.len = 2;
 			return;
-		case ')':
-			p->tok.kind = T_RPAREN;
+		}
+		if (punctuation[k].one != T_EOF)
+		{
+			p->tok.kind = punctuation[k].one;
 			return;
-		case ',':
-			p->tok.kind = T_COMMA;
-			return;
-		case '?':
-			p->tok.kind = T_QUESTION;
-			return;
-		case ':':
-			p->tok.kind = T_COLON;
-			return;
-		case '+':
-			p->tok.kind = T_PLUS;
-			return;
-		case '-':
-			p->tok.kind = T_MINUS;
-			return;
-		case '*':
-			p->tok.kind = T_STAR;
-			return;
-		case '/':
-			p->tok.kind = T_SLASH;
-			return;
-		case '!':
-			p->tok.kind = d == '=' ? T_NE : T_NOT;
-			p->tok.len = d == '=' ? 2 : 1;
-			return;
-		case '<':
-			p->tok.kind = d == '=' ? T_LE : T_LT;
-			p->tok.len = d == '=' ? 2 : 1;
-			return;
-		case '>':
-			p->tok.kind = d == '=' ? T_GE : T_GT;
-			p->tok.len = d == '=' ? 2 : 1;
-			return;
-		case '=':
-			if (d == '=')
-			{
-				p->tok.kind = T_EQ;
-				p->tok.len = 2;
-				return;
-			}
-			break;
-		case '&':
-			if (d == '&')
-			{
-				p->tok.kind = T_AND;
-				p->tok.len = 2;
-				return;
-			}
-			break;
-		case '|':
-			if (d == '|')
-			{
-				p->tok.kind = T_OR;
-				p->tok.len = 2;
-				return;
-			}
-			break;
+		}
 	}
 	bad_character(p, i);
 }
@@ -607,30 +572,20 @@ type_name(ExprType t)
 	return t == TYPE_NUMBER ? "a number" : "a condition";
 }
 
-/* An operand of op must be a number; side is "left", "right" or NULL (unary). */
+/* An operand of op must be of type want; side is "left", "right" or NULL (unary). */
 static void
-need_number(Parser *p, const Token *op, ExprType t, const char *side)
+need_type(Parser *p, const Token *op, ExprType t, ExprType want, const char *side)
 {
-	if (t == TYPE_NUMBER)
-		return;
-	if (side == NULL)
-		expr_error(p, op->start, HINT_NUMBERS, "\"%.*s\" needs a number, but its operand is a condition",
-				   op->len, p->text + op->start);
-	expr_error(p, op->start, HINT_NUMBERS, "\"%.*s\" needs numbers, but its %s operand is a condition",
-			   op->len, p->text + op->start, side);
-}
+	const char *wanted = want == TYPE_NUMBER ? "number" : "condition";
+	const char *hint = want == TYPE_NUMBER ? HINT_NUMBERS : HINT_CONDITIONS;
 
-/* An operand of op must be a condition; side as for need_number. */
-static void
-need_condition(Parser *p, const Token *op, ExprType t, const char *side)
-{
-	if (t == TYPE_CONDITION)
+	if (t == want)
 		return;
 	if (side == NULL)
-		expr_error(p, op->start, HINT_CONDITIONS, "\"%.*s\" needs a condition, but its operand is a number",
-				   op->len, p->text + op->start);
-	expr_error(p, op->start, HINT_CONDITIONS, "\"%.*s\" needs conditions, but its %s operand is a number",
-			   op->len, p->text + op->start, side);
+		expr_error(p, op->start, hint, "\"%.*s\" needs a %s, but its operand is %s",
+				   op->len, p->text + op->start, wanted, type_name(t));
+	expr_error(p, op->start, hint, "\"%.*s\" needs %ss, but its %s operand is %s",
+			   op->len, p->text + op->start, wanted, side, type_name(t));
 }
 
 /* A function call; p->tok is the "(" after the name. */
@@ -733,48 +688,35 @@ parse_unary(Parser *p)
 	t = parse_unary(p);
 	if (op.kind == T_MINUS)
 	{
-		need_number(p, &op, t, NULL);
+		need_type(p, &op, t, TYPE_NUMBER, NULL);
 		emit(p, OP_NEG, 0, 0);
 	}
 	else
 	{
-		need_condition(p, &op, t, NULL);
+		need_type(p, &op, t, TYPE_CONDITION, NULL);
 		emit(p, OP_NOT, 0, 0);
 	}
 	p->depth--;
 	return t;
 }
 
+/* * and / (multiplicative), or + and - one level up: numbers on both sides. */
 static ExprType
-parse_multiplicative(Parser *p)
+parse_arithmetic(Parser *p, bool additive)
 {
-	ExprType	t = parse_unary(p);
+	TokenKind	first = additive ? T_PLUS : T_STAR;
+	TokenKind	second = additive ? T_MINUS : T_SLASH;
+	ExprType	t = additive ? parse_arithmetic(p, false) : parse_unary(p);
 
-	while (p->tok.kind == T_STAR || p->tok.kind == T_SLASH)
+	while (p->tok.kind == first || p->tok.kind == second)
 	{
 		Token		op = p->tok;
 
-		need_number(p, &op, t, "left");
+		need_type(p, &op, t, TYPE_NUMBER, "left");
 		next_token(p);
-		need_number(p, &op, parse_unary(p), "right");
-		emit(p, op.kind == T_STAR ? OP_MUL : OP_DIV, 0, -1);
-	}
-	return t;
-}
-
-static ExprType
-parse_additive(Parser *p)
-{
-	ExprType	t = parse_multiplicative(p);
-
-	while (p->tok.kind == T_PLUS || p->tok.kind == T_MINUS)
-	{
-		Token		op = p->tok;
-
-		need_number(p, &op, t, "left");
-		next_token(p);
-		need_number(p, &op, parse_multiplicative(p), "right");
-		emit(p, op.kind == T_PLUS ? OP_ADD : OP_SUB, 0, -1);
+		need_type(p, &op, additive ? parse_arithmetic(p, false) : parse_unary(p), TYPE_NUMBER, "right");
+		emit(p, op.kind == T_PLUS ? OP_ADD : op.kind == T_MINUS ? OP_SUB :
+			 op.kind == T_STAR ? OP_MUL : OP_DIV, 0, -1);
 	}
 	return t;
 }
@@ -782,7 +724,7 @@ parse_additive(Parser *p)
 static ExprType
 parse_relation(Parser *p)
 {
-	ExprType	t = parse_additive(p);
+	ExprType	t = parse_arithmetic(p, true);
 
 	for (;;)
 	{
@@ -814,7 +756,7 @@ parse_relation(Parser *p)
 				return t;
 		}
 		next_token(p);
-		r = parse_additive(p);
+		r = parse_arithmetic(p, true);
 		if (code == OP_EQ || code == OP_NE)
 		{
 			if (t != r)
@@ -845,10 +787,10 @@ parse_logical(Parser *p, TokenKind kind)
 		Token		op = p->tok;
 		int			jump;
 
-		need_condition(p, &op, t, "left");
+		need_type(p, &op, t, TYPE_CONDITION, "left");
 		jump = emit(p, kind == T_OR ? OP_JUMP_IF_TRUE_OR_POP : OP_JUMP_IF_FALSE_OR_POP, 0, -1);
 		next_token(p);
-		need_condition(p, &op, kind == T_OR ? parse_logical(p, T_AND) : parse_relation(p), "right");
+		need_type(p, &op, kind == T_OR ? parse_logical(p, T_AND) : parse_relation(p), TYPE_CONDITION, "right");
 		land(p, jump);
 	}
 	return t;
@@ -1031,6 +973,27 @@ round_numeric(ExprOp op, Numeric a)
 	return t;
 }
 
+/* Whether a comparison holds for numeric_cmp's answer c (-1, 0, 1). */
+static bool
+comparison_holds(ExprOp op, int c)
+{
+	switch (op)
+	{
+		case OP_LT:
+			return c < 0;
+		case OP_LE:
+			return c <= 0;
+		case OP_GT:
+			return c > 0;
+		case OP_GE:
+			return c >= 0;
+		case OP_EQ:
+			return c == 0;
+		default:
+			return c != 0;
+	}
+}
+
 /* pow(a, b) as numeric_power, with its errors checked first. */
 static ExpressionOutcome
 power(Numeric a, Numeric b, Numeric *out)
@@ -1155,35 +1118,17 @@ expression_evaluate(const Expression *e, Jsonb *properties, Numeric *result,
 				sp--;
 				break;
 			case OP_LT:
-				top[-1].condition = compare(top[-1].number, top->number) < 0;
-				sp--;
-				break;
 			case OP_LE:
-				top[-1].condition = compare(top[-1].number, top->number) <= 0;
-				sp--;
-				break;
 			case OP_GT:
-				top[-1].condition = compare(top[-1].number, top->number) > 0;
-				sp--;
-				break;
 			case OP_GE:
-				top[-1].condition = compare(top[-1].number, top->number) >= 0;
-				sp--;
-				break;
 			case OP_EQ:
-				top[-1].condition = compare(top[-1].number, top->number) == 0;
-				sp--;
-				break;
 			case OP_NE:
-				top[-1].condition = compare(top[-1].number, top->number) != 0;
+				top[-1].condition = comparison_holds((ExprOp) s->op, compare(top[-1].number, top->number));
 				sp--;
 				break;
 			case OP_BOOL_EQ:
-				top[-1].condition = top[-1].condition == top->condition;
-				sp--;
-				break;
 			case OP_BOOL_NE:
-				top[-1].condition = top[-1].condition != top->condition;
+				top[-1].condition = (top[-1].condition == top->condition) == (s->op == OP_BOOL_EQ);
 				sp--;
 				break;
 			case OP_NOT:
