@@ -438,11 +438,17 @@ aggregation_pack(const Aggregation *agg)
 	return (struct varlena *) d;
 }
 
-static void corrupted(int version) pg_attribute_noreturn();
+static void corrupted(int version, bool lengths) pg_attribute_noreturn();
 
+/* A stored value this code cannot read: another version, or lengths beyond its size. */
 static void
-corrupted(int version)
+corrupted(int version, bool lengths)
 {
+	if (lengths)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("corrupted meter.aggregation value"),
+				 errdetail("The lengths of its strings exceed its size (format version %d).", version)));
 	ereport(ERROR,
 			(errcode(ERRCODE_DATA_CORRUPTED),
 			 errmsg("unsupported meter.aggregation format version %d", version)));
@@ -469,7 +475,7 @@ aggregation_unpack(struct varlena *stored)
 	if ((d->version != AGGREGATION_VERSION_1 && d->version != AGGREGATION_VERSION_2) ||
 		d->type >= AGG_TYPE_COUNT ||
 		d->bucket_size < WINDOW_NONE || d->bucket_size >= WINDOW_SIZE_COUNT)
-		corrupted(d->version);
+		corrupted(d->version, false);
 	agg->type = (AggType) d->type;
 	agg->bucket_size = (WindowSize) d->bucket_size;
 	agg->expression = NULL;
@@ -485,12 +491,12 @@ aggregation_unpack(struct varlena *stored)
 		AggregationDataV2 *d2 = (AggregationDataV2 *) d;
 
 		if (d2->expression_len < 0 || d2->group_by_len < 0 || d->field_len < 0)
-			corrupted(d->version);
+			corrupted(d->version, true);
 		p = d2->data;
 		end = offsetof(AggregationDataV2, data) + d->field_len + 1 +
 			d2->expression_len + 1 + d2->group_by_len + 1;
 		if (end > VARSIZE(d))
-			corrupted(d->version);
+			corrupted(d->version, true);
 		if (d->flags & AGG_FLAG_EXPRESSION)
 		{
 			agg->expression = p + d->field_len + 1;

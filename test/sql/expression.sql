@@ -243,6 +243,26 @@ EXCEPTION WHEN OTHERS THEN
 	GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
 	RAISE NOTICE 'receive: % | % | % | %', SQLSTATE, SQLERRM, d, h;
 END $$;
+-- the stored form (a binary-coercible cast shows and makes raw bytes; little-endian):
+-- without expression and group_by it is 0.1.0's version 1, byte for byte, and 0.1.0's
+-- bytes read back; with either it is version 2; bad lengths are data corruption
+BEGIN;
+CREATE CAST (meter.aggregation AS bytea) WITHOUT FUNCTION;
+CREATE CAST (bytea AS meter.aggregation) WITHOUT FUNCTION;
+SELECT '{"type":"SUM","field":"tokens"}'::meter.aggregation::bytea AS version_1,
+	'{"type":"SUM","field":"tokens"}'::meter.aggregation::bytea = '\x0101ff0106000000746f6b656e7300'::bytea AS as_0_1_0_wrote_it,
+	'{"type":"SUM","expression":"a"}'::meter.aggregation::bytea AS version_2;
+SELECT '\x0101ff0106000000746f6b656e7300'::bytea::meter.aggregation AS read_0_1_0,
+	'\x0107ff03020000006778000028000000808001008813'::bytea::meter.aggregation AS read_0_1_0_multiplier,
+	'\x0201ff0400000000010000000000000000610000'::bytea::meter.aggregation AS read_version_2,
+	'\x0204030c0000000005000000040000000061202a2032007620696400'::bytea::meter.aggregation AS read_version_2_group_by,
+	meter.quantity('\x0204030c0000000005000000040000000061202a2032007620696400'::bytea::meter.aggregation, '{"a":4}') AS version_2_evaluates;
+SELECT '\x0201ff04000000000a0000000000000000610000'::bytea::meter.aggregation;
+ROLLBACK;
+BEGIN;
+CREATE CAST (bytea AS meter.aggregation) WITHOUT FUNCTION;
+SELECT '\x0301ff0000000000'::bytea::meter.aggregation;
+ROLLBACK;
 -- stored in a table (toastable): a long expression reads back compiled
 CREATE TEMP TABLE expr_store (a meter.aggregation);
 INSERT INTO expr_store SELECT ('{"type":"SUM","expression":"' || string_agg('p' || g, ' + ') || '"}')::meter.aggregation
