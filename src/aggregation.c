@@ -448,7 +448,7 @@ corrupted(int version, bool lengths)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("corrupted meter.aggregation value"),
-				 errdetail("The lengths of its strings exceed its size (format version %d).", version)));
+				 errdetail("The value is shorter than its header and string lengths say.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_DATA_CORRUPTED),
 			 errmsg("unsupported meter.aggregation format version %d", version)));
@@ -460,7 +460,10 @@ aggregation_unpack(struct varlena *stored)
 	AggregationData *d = (AggregationData *) pg_detoast_datum(stored);
 	Aggregation *agg;
 	char	   *p;
-	Size		end;
+	Size		header,
+				end;
+	int32		expression_len = 0,
+				group_by_len = 0;
 
 	/* Everything in CurrentMemoryContext, as callers that cache the result expect:
 	 * copy a datum that was not detoasted (it may live in a disk buffer). */
@@ -472,43 +475,45 @@ aggregation_unpack(struct varlena *stored)
 	else
 		agg = palloc(sizeof(Aggregation));
 
+	if (VARSIZE(d) < offsetof(AggregationData, data))
+		corrupted(0, true);
 	if ((d->version != AGGREGATION_VERSION_1 && d->version != AGGREGATION_VERSION_2) ||
+		(d->version == AGGREGATION_VERSION_1 && (d->flags & (AGG_FLAG_EXPRESSION | AGG_FLAG_GROUP_BY))) ||
 		d->type >= AGG_TYPE_COUNT ||
 		d->bucket_size < WINDOW_NONE || d->bucket_size >= WINDOW_SIZE_COUNT)
 		corrupted(d->version, false);
-	agg->type = (AggType) d->type;
-	agg->bucket_size = (WindowSize) d->bucket_size;
-	agg->expression = NULL;
-	agg->compiled = NULL;
-	agg->group_by = NULL;
 	if (d->version == AGGREGATION_VERSION_1)
-	{
-		p = d->data;
-		end = offsetof(AggregationData, data) + d->field_len + 1;
-	}
+		header = offsetof(AggregationData, data);
 	else
 	{
 		AggregationDataV2 *d2 = (AggregationDataV2 *) d;
 
-		if (d2->expression_len < 0 || d2->group_by_len < 0 || d->field_len < 0)
+		header = offsetof(AggregationDataV2, data);
+		if (VARSIZE(d) < header)
 			corrupted(d->version, true);
-		p = d2->data;
-		end = offsetof(AggregationDataV2, data) + d->field_len + 1 +
-			d2->expression_len + 1 + d2->group_by_len + 1;
-		if (end > VARSIZE(d))
-			corrupted(d->version, true);
-		if (d->flags & AGG_FLAG_EXPRESSION)
-		{
-			agg->expression = p + d->field_len + 1;
-			agg->compiled = expression_compile(agg->expression, d2->expression_len);
-		}
-		if (d->flags & AGG_FLAG_GROUP_BY)
-			agg->group_by = p + d->field_len + 1 + d2->expression_len + 1;
+		expression_len = d2->expression_len;
+		group_by_len = d2->group_by_len;
 	}
+	end = header + (Size) d->field_len + 1;
+	if (d->version == AGGREGATION_VERSION_2)
+		end += (Size) expression_len + 1 + (Size) group_by_len + 1;
+	if (d->field_len < 0 || expression_len < 0 || group_by_len < 0 || end > VARSIZE(d) ||
+		((d->flags & AGG_FLAG_MULTIPLIER) && INTALIGN(end) + VARHDRSZ > VARSIZE(d)))
+		corrupted(d->version, true);
+
+	p = (char *) d + header;
+	agg->type = (AggType) d->type;
+	agg->bucket_size = (WindowSize) d->bucket_size;
 	agg->field = (d->flags & AGG_FLAG_FIELD) ? p : NULL;
-	agg->multiplier = NULL;
-	if (d->flags & AGG_FLAG_MULTIPLIER)
-		agg->multiplier = (Numeric) ((char *) d + INTALIGN(end));
+	agg->expression = NULL;
+	agg->compiled = NULL;
+	if (d->flags & AGG_FLAG_EXPRESSION)
+	{
+		agg->expression = p + d->field_len + 1;
+		agg->compiled = expression_compile(agg->expression, expression_len);
+	}
+	agg->group_by = (d->flags & AGG_FLAG_GROUP_BY) ? p + d->field_len + 1 + expression_len + 1 : NULL;
+	agg->multiplier = (d->flags & AGG_FLAG_MULTIPLIER) ? (Numeric) ((char *) d + INTALIGN(end)) : NULL;
 	return agg;
 }
 

@@ -263,6 +263,14 @@ BEGIN;
 CREATE CAST (bytea AS meter.aggregation) WITHOUT FUNCTION;
 SELECT '\x0301ff0000000000'::bytea::meter.aggregation;
 ROLLBACK;
+BEGIN;
+CREATE CAST (bytea AS meter.aggregation) WITHOUT FUNCTION;
+SELECT '\x0101ff01'::bytea::meter.aggregation;
+ROLLBACK;
+BEGIN;
+CREATE CAST (bytea AS meter.aggregation) WITHOUT FUNCTION;
+SELECT '\x0107ff0302000000677800'::bytea::meter.aggregation;
+ROLLBACK;
 -- stored in a table (toastable): a long expression reads back compiled
 CREATE TEMP TABLE expr_store (a meter.aggregation);
 INSERT INTO expr_store SELECT ('{"type":"SUM","expression":"' || string_agg('p' || g, ' + ') || '"}')::meter.aggregation
