@@ -60,7 +60,7 @@ void
 aggregation_append_json(StringInfo buf, AggType type, const char *field,
 						Numeric multiplier, WindowSize bucket_size)
 {
-	Aggregation agg;
+	Aggregation agg = {0};		/* the keys not set here are absent */
 
 	agg.type = type;
 	agg.field = (char *) field;

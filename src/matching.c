@@ -18,9 +18,9 @@
 #include "utils/lsyscache.h"
 
 #include "aggregation.h"
+#include "event_value.h"
 #include "filters.h"
 #include "meter_cache.h"
-#include "number.h"
 #include "scope.h"
 
 /*
@@ -55,27 +55,6 @@ meter_matching_meters(PG_FUNCTION_ARGS)
 			tuplestore_puttuple(rsinfo->setResult, m->row);
 	}
 	return (Datum) 0;
-}
-
-/* Why the matched event still adds nothing to the meter's value, or NULL. */
-static char *
-explain_value(Aggregation *agg, Jsonb *properties)
-{
-	JsonbValue	v;
-
-	if (agg->type == AGG_COUNT)
-		return NULL;
-	if (agg->type == AGG_COUNT_UNIQUE)
-		return properties_unique_text(properties, agg->field) ? NULL :
-			psprintf("property \"%s\" is missing or null, so %s skips the event",
-					 agg->field, agg_type_names[agg->type]);
-	if (properties_numeric(properties, agg->field) != NULL)
-		return NULL;
-	if (!jsonb_get_field(properties, agg->field, (int) strlen(agg->field), &v))
-		return psprintf("property \"%s\" is missing, so %s skips the event",
-						agg->field, agg_type_names[agg->type]);
-	return psprintf("property \"%s\" is not a number, so %s skips the event",
-					agg->field, agg_type_names[agg->type]);
 }
 
 /*
@@ -133,7 +112,7 @@ meter_explain_match(PG_FUNCTION_ARGS)
 		agg = aggregation_unpack((struct varlena *) DatumGetPointer(SPI_getbinval(row, desc, 4, &isnull)));
 		reason = filters_explain(filters, properties);
 		if (reason == NULL)
-			reason = explain_value(agg, properties);
+			reason = event_value_explain(agg, properties);
 		if (reason == NULL)
 			reason = psprintf("the event counts for meter \"%s\"", meter_id);
 	}

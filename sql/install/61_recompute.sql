@@ -113,7 +113,8 @@ BEGIN
 		LEFT JOIN mx ON mx.c = b.c AND mx.x = b.x AND mx.slot = b.slot AND mx.dims = b.dims$q$,
 		events_q, match_q, dims_q, value_q,
 		CASE WHEN kind = 'COUNT_UNIQUE' THEN format('meter.oracle_identity(r.p -> %L, true)', fld) ELSE 'NULL::text' END,
-		'NULL::text')
+		CASE WHEN bucketed AND meter.group_by_of(m.aggregation) IS NOT NULL
+			THEN format('meter.oracle_identity(r.p -> %L, true)', meter.group_by_of(m.aggregation)) ELSE 'NULL::text' END)
 	USING m.tenant_id, m.environment_id, m.event_name, m.aggregation, totals, kind::text, bucketed;
 END
 $fn$;
