@@ -149,11 +149,15 @@ typedef struct Fold
 	const char **dim_keys;
 	int			npending;		/* the batch's pending rows */
 	bytea	  **pending;
-	SlotSet    *merged;			/* compacted customer rows + the batch */
-	SlotSet    *totals;			/* compacted all-customer rows + the batch */
-	SlotSet    *marks;			/* (customer, slot) marked for recomputation (dims "") */
 	StoredRow  *keys;			/* the rows the batch touches, sorted by (shard, day) */
+	SlotSet   **sets;			/* per row: its entries (stored + the batch) */
 	int			nkeys;
+	SlotSet    *marks;			/* (customer, slot) marked for recomputation (dims "") */
+	/* lookups the decode repeats, cached */
+	const char *last_customer;
+	const char *last_external;
+	int16		last_shard;
+	int			last_row;
 } Fold;
 
 static const char *const no_customer = "";
@@ -166,45 +170,6 @@ take_visit(const StoredRow *row, void *arg)
 	f->pending = f->pending ? repalloc(f->pending, sizeof(bytea *) * (f->npending + 1))
 		: palloc(sizeof(bytea *));
 	f->pending[f->npending++] = (bytea *) PG_DETOAST_DATUM_COPY(PointerGetDatum(row->data));
-}
-
-static SlotEntry *
-totals_entry(Fold *f, const SlotKey *key)
-{
-	SlotKey		k = *key;
-
-	k.customer = no_customer;
-	k.external_customer = no_customer;
-	return slotset_entry(f->totals, &k);
-}
-
-/* An entry of a pending row: into its customer's and the all-customers' partial state. */
-static void
-pending_target(const SlotKey *key, bool mark, void *arg, Partial **into)
-{
-	Fold	   *f = arg;
-
-	into[0] = &slotset_entry(f->merged, key)->partial;
-	into[1] = &totals_entry(f, key)->partial;
-	if (mark)
-	{
-		SlotKey		k = *key;
-
-		k.dims = "";
-		(void) slotset_entry(f->marks, &k);
-	}
-}
-
-static void
-merged_target(const SlotKey *key, bool mark, void *arg, Partial **into)
-{
-	into[0] = &slotset_entry(((Fold *) arg)->merged, key)->partial;
-}
-
-static void
-totals_target(const SlotKey *key, bool mark, void *arg, Partial **into)
-{
-	into[0] = &totals_entry((Fold *) arg, key)->partial;
 }
 
 static int
@@ -223,35 +188,113 @@ row_key_order(const void *a, const void *b)
 	return row_key_compare(a, b);
 }
 
-static StoredRow *
-find_row(StoredRow *rows, int n, int16 shard, DateADT day)
+/* The slot set of row (shard, day), which the batch must have fetched. */
+static SlotSet *
+row_set(Fold *f, int16 shard, DateADT day)
 {
 	StoredRow	probe = {0};
+	StoredRow  *r;
+	int			i;
 
-	probe.shard = shard;
-	probe.day = day;
-	return bsearch(&probe, rows, n, sizeof(StoredRow), row_key_order);
+	if (f->last_row >= 0 && f->keys[f->last_row].shard == shard && f->keys[f->last_row].day == day)
+		i = f->last_row;
+	else
+	{
+		probe.shard = shard;
+		probe.day = day;
+		r = bsearch(&probe, f->keys, f->nkeys, sizeof(StoredRow), row_key_order);
+		if (r == NULL)
+			elog(ERROR, "meter: compaction met an entry outside the rows it fetched");
+		i = (int) (r - f->keys);
+		f->last_row = i;
+	}
+	if (f->sets[i] == NULL)
+		f->sets[i] = slotset_create(CurrentMemoryContext);
+	return f->sets[i];
 }
 
-/* The row of an entry: its customer's shard (or all customers) and its day. */
+/* The shard of a customer, cached: a decode meets each customer in a run. */
 static int16
-entry_shard(const SlotKey *k, bool totals)
+customer_shard(Fold *f, const char *customer, const char *external)
 {
-	return totals ? STORE_ALL_CUSTOMERS : store_shard(k->customer, k->external_customer);
+	if (f->last_customer != customer || f->last_external != external)
+	{
+		f->last_customer = customer;
+		f->last_external = external;
+		f->last_shard = store_shard(customer, external);
+	}
+	return f->last_shard;
+}
+
+static SlotEntry *
+customer_entry(Fold *f, const SlotKey *key)
+{
+	return slotset_entry(row_set(f, customer_shard(f, key->customer, key->external_customer),
+								 slot_day(key->slot)), key);
+}
+
+static SlotEntry *
+totals_entry(Fold *f, const SlotKey *key)
+{
+	SlotKey		k = *key;
+
+	k.customer = no_customer;
+	k.external_customer = no_customer;
+	return slotset_entry(row_set(f, STORE_ALL_CUSTOMERS, slot_day(key->slot)), &k);
+}
+
+/* An entry of a pending row: into its customer's and the all-customers' partial state. */
+static void
+pending_target(const SlotKey *key, bool mark, void *arg, Partial **into)
+{
+	Fold	   *f = arg;
+
+	into[0] = &customer_entry(f, key)->partial;
+	into[1] = &totals_entry(f, key)->partial;
+	if (mark)
+	{
+		SlotKey		k = *key;
+
+		k.dims = "";
+		(void) slotset_entry(f->marks, &k);
+	}
+}
+
+/* An entry of a stored all-customers row, into that row's set (arg). */
+static void
+stored_all_target(const SlotKey *key, bool mark, void *arg, Partial **into)
+{
+	into[0] = &slotset_entry((SlotSet *) arg, key)->partial;
+}
+
+static void
+stored_target(const SlotKey *key, bool mark, void *arg, Partial **into)
+{
+	Fold	   *f = arg;
+
+	into[0] = &customer_entry(f, key)->partial;
 }
 
 static void
 fetched_row(const StoredRow *row, void *arg)
 {
 	Fold	   *f = arg;
-	StoredRow  *k = find_row(f->keys, f->nkeys, row->shard, row->day);
+	StoredRow	probe = *row;
+	StoredRow  *k = bsearch(&probe, f->keys, f->nkeys, sizeof(StoredRow), row_key_order);
 
 	if (k == NULL)
 		elog(ERROR, "meter: compaction fetched a row it did not ask for");
 	k->exists = true;
 	k->ctid = row->ctid;
-	slotset_decode(row->data, f->meter->agg, NULL, NULL,
-				   row->shard == STORE_ALL_CUSTOMERS ? totals_target : merged_target, NULL, f);
+	if (row->shard == STORE_ALL_CUSTOMERS)
+	{
+		/* Its entries' customer is "": point them at our own "" for stored_target. */
+		SlotSet    *set = row_set(f, row->shard, row->day);
+
+		slotset_decode(row->data, f->meter->agg, NULL, NULL, stored_all_target, NULL, set);
+	}
+	else
+		slotset_decode(row->data, f->meter->agg, NULL, NULL, stored_target, NULL, f);
 }
 
 /* The rows the batch touches, from its pending rows' tags: their customer rows, and the
@@ -289,6 +332,10 @@ collect_keys(Fold *f)
 		if (f->nkeys == 0 || row_key_compare(&keys[f->nkeys - 1], &keys[i]) != 0)
 			keys[f->nkeys++] = keys[i];
 	f->keys = keys;
+	f->sets = palloc0(sizeof(SlotSet *) * (f->nkeys + 1));
+	f->last_row = -1;
+	f->last_customer = NULL;
+	f->last_external = NULL;
 }
 
 /* ── Marked slots: recomputed from the raw events ────────────────────────────────── */
@@ -351,29 +398,37 @@ customer_slot_marked(const SlotKey *k, SlotSet *marks)
 	return slotset_find(marks, &probe) != NULL;
 }
 
-/* Replace what set holds for the chosen slots by the recomputed entries. */
+/* Empty what the rows hold for the marked (customer, slot)s (totals: for the marked
+ * slots), then add the recomputed entries. */
 static void
-replace_slots(SlotSet *set, SlotSet *fresh, const Aggregation *agg, bool totals,
-			  SlotSet *marks, const TimestampTz *slots, int nslots)
+replace_slots(Fold *f, SlotSet *fresh, bool totals, const TimestampTz *slots, int nslots)
 {
 	int			n;
-	SlotEntry **all = slotset_sorted(set, &n);
 	SlotEntry **add;
 
-	for (int i = 0; i < n; i++)
+	for (int r = 0; r < f->nkeys; r++)
 	{
-		const SlotKey *k = &all[i]->key;
+		SlotEntry **all;
 
-		if (totals ? slot_in(k->slot, slots, nslots) : customer_slot_marked(k, marks))
-			partial_init(&all[i]->partial, set->cxt);	/* emptied: dropped when written */
+		if (f->sets[r] == NULL || (f->keys[r].shard == STORE_ALL_CUSTOMERS) != totals)
+			continue;
+		all = slotset_sorted(f->sets[r], &n);
+		for (int i = 0; i < n; i++)
+		{
+			const SlotKey *k = &all[i]->key;
+
+			if (totals ? slot_in(k->slot, slots, nslots) : customer_slot_marked(k, f->marks))
+				partial_init(&all[i]->partial, f->sets[r]->cxt);	/* dropped when written */
+		}
 	}
 	add = slotset_sorted(fresh, &n);
 	for (int i = 0; i < n; i++)
 	{
 		const SlotKey *k = &add[i]->key;
 
-		if (totals ? slot_in(k->slot, slots, nslots) : customer_slot_marked(k, marks))
-			partial_combine(&slotset_entry(set, k)->partial, &add[i]->partial, agg, 1, NULL, NULL);
+		if (totals ? slot_in(k->slot, slots, nslots) : customer_slot_marked(k, f->marks))
+			partial_combine(totals ? &totals_entry(f, k)->partial : &customer_entry(f, k)->partial,
+							&add[i]->partial, f->meter->agg, 1, NULL, NULL);
 	}
 }
 
@@ -420,50 +475,32 @@ recompute_marked(Fold *f)
 	scan.event_name = f->meter->event_name;
 	scan.source = InvalidOid;
 	raw_scan(&scan, lo, hi, nranges, f->snap, recompute_event, &r);
-	replace_slots(f->merged, r.customers, f->meter->agg, false, f->marks, slots, nslots);
-	replace_slots(f->totals, r.totals, f->meter->agg, true, f->marks, slots, nslots);
+	replace_slots(f, r.customers, false, slots, nslots);
+	replace_slots(f, r.totals, true, slots, nslots);
 }
 
 /* ── Writing the rows back ───────────────────────────────────────────────────────── */
 
-/* Encode each row's non-empty entries (data NULL when none is left). */
+/* Encode each row's non-empty entries (data NULL when none is left: delete it). */
 static void
-encode_rows(Fold *f, SlotSet *set, bool totals)
+encode_rows(Fold *f)
 {
-	int			n;
-	SlotEntry **all = slotset_sorted(set, &n);
-	int		   *count = palloc0(sizeof(int) * (f->nkeys + 1));
-	int		   *fill = palloc0(sizeof(int) * (f->nkeys + 1));
-	SlotEntry ***per_row = palloc0(sizeof(SlotEntry **) * (f->nkeys + 1));
-	int		   *row_of = palloc(sizeof(int) * (n + 1));
-
-	/* Entries in key order, spread over their rows (each keeps that order). */
-	for (int i = 0; i < n; i++)
-	{
-		StoredRow  *r;
-
-		row_of[i] = -1;
-		if (partial_is_empty(&all[i]->partial))
-			continue;
-		r = find_row(f->keys, f->nkeys, entry_shard(&all[i]->key, totals), slot_day(all[i]->key.slot));
-		if (r == NULL)
-			elog(ERROR, "meter: compaction met an entry outside the rows it fetched");
-		row_of[i] = (int) (r - f->keys);
-		count[row_of[i]]++;
-	}
-	for (int r = 0; r < f->nkeys; r++)
-		per_row[r] = palloc(sizeof(SlotEntry *) * (count[r] + 1));
-	for (int i = 0; i < n; i++)
-		if (row_of[i] >= 0)
-			per_row[row_of[i]][fill[row_of[i]]++] = all[i];
 	for (int r = 0; r < f->nkeys; r++)
 	{
-		StoredRow  *row = &f->keys[r];
+		int			n,
+					nkeep = 0;
+		SlotEntry **all;
 
-		if ((row->shard == STORE_ALL_CUSTOMERS) != totals)
+		f->keys[r].data = NULL;
+		if (f->sets[r] == NULL)
 			continue;
-		row->data = count[r] > 0 ? slotset_encode(per_row[r], count[r], f->meter->agg,
-												  f->meter->filters->nkeys, f->dim_keys, NULL, 0) : NULL;
+		all = slotset_sorted(f->sets[r], &n);
+		for (int i = 0; i < n; i++)
+			if (!partial_is_empty(&all[i]->partial))
+				all[nkeep++] = all[i];
+		if (nkeep > 0)
+			f->keys[r].data = slotset_encode(all, nkeep, f->meter->agg, f->meter->filters->nkeys,
+											 f->dim_keys, NULL, 0);
 	}
 }
 
@@ -471,15 +508,12 @@ static void
 fold_batch(Fold *f)
 {
 	collect_keys(f);
-	f->merged = slotset_create(CurrentMemoryContext);
-	f->totals = slotset_create(CurrentMemoryContext);
 	f->marks = slotset_create(CurrentMemoryContext);
 	store_fetch(&f->scope, f->keys, f->nkeys, f->snap, fetched_row, f);
 	for (int p = 0; p < f->npending; p++)
 		slotset_decode(f->pending[p], f->meter->agg, NULL, NULL, pending_target, NULL, f);
 	recompute_marked(f);
-	encode_rows(f, f->merged, false);
-	encode_rows(f, f->totals, true);
+	encode_rows(f);
 	store_put(&f->scope, f->keys, f->nkeys, f->snap);
 }
 

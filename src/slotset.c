@@ -58,46 +58,62 @@ typedef struct Interned
 	const char *b;				/* the external customer */
 } Interned;
 
-static uint32
-intern_hash(const void *key, Size keysize)
+typedef struct InternElem
 {
-	const InternKey *k = key;
+	InternKey	key;
+	Interned   *value;
+	uint32		hash;
+	char		status;
+} InternElem;
 
-	return hash_bytes((const unsigned char *) k->data, (int) k->len);
+#define SH_PREFIX interntab
+#define SH_ELEMENT_TYPE InternElem
+#define SH_KEY_TYPE InternKey
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) hash_bytes((const unsigned char *) (k).data, (int) (k).len)
+#define SH_EQUAL(tb, x, y) ((x).len == (y).len && memcmp((x).data, (y).data, (x).len) == 0)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+typedef struct EntryElem
+{
+	SlotHashKey key;
+	SlotEntry  *entry;
+	char		status;
+} EntryElem;
+
+static inline uint32
+entry_key_hash(SlotHashKey k)
+{
+	return hash_combine(murmurhash32((uint32) k.customer ^ ((uint32) k.dims << 16)),
+						murmurhash32((uint32) ((uint64) k.slot ^ ((uint64) k.slot >> 32))));
 }
 
-static int
-intern_match(const void *a, const void *b, Size keysize)
-{
-	const InternKey *x = a;
-	const InternKey *y = b;
-
-	return !(x->len == y->len && memcmp(x->data, y->data, x->len) == 0);
-}
-
-static HTAB *
-intern_table(const char *name, MemoryContext cxt)
-{
-	HASHCTL		ctl;
-
-	ctl.keysize = sizeof(InternKey);
-	ctl.entrysize = sizeof(Interned);
-	ctl.hash = intern_hash;
-	ctl.match = intern_match;
-	ctl.hcxt = cxt;
-	return hash_create(name, 64, &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
-}
+#define SH_PREFIX entrytab
+#define SH_ELEMENT_TYPE EntryElem
+#define SH_KEY_TYPE SlotHashKey
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) entry_key_hash(k)
+#define SH_EQUAL(tb, x, y) ((x).customer == (y).customer && (x).dims == (y).dims && (x).slot == (y).slot)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
 
 /* Intern a string (b NULL) or a customer pair. */
 static Interned *
-intern(SlotSet *set, HTAB *table, const char *a, const char *b)
+intern(SlotSet *set, struct interntab_hash *table, const char *a, const char *b)
 {
 	Size		la = strlen(a) + 1,
 				lb = b ? strlen(b) + 1 : 0;
 	char		stackbuf[256];
 	char	   *buf = la + lb <= sizeof(stackbuf) ? stackbuf : palloc(la + lb);
 	InternKey	key;
-	Interned   *e;
+	InternElem *e;
 	bool		found;
 
 	memcpy(buf, a, la);
@@ -105,22 +121,25 @@ intern(SlotSet *set, HTAB *table, const char *a, const char *b)
 		memcpy(buf + la, b, lb);
 	key.data = buf;
 	key.len = la + lb;
-	e = hash_search(table, &key, HASH_ENTER, &found);
+	e = interntab_insert(table, key, &found);
 	if (!found)
 	{
-		char	   *copy = MemoryContextAlloc(set->cxt, key.len);
+		Interned   *v = MemoryContextAlloc(set->cxt, sizeof(Interned) + key.len);
+		char	   *copy = (char *) (v + 1);
 
 		memcpy(copy, buf, key.len);
-		e->key.data = copy;
-		e->key.len = key.len;
-		e->id = (int32) hash_get_num_entries(table) - 1;
-		e->a = copy;
-		e->b = b ? copy + la : NULL;
+		v->key.data = copy;
+		v->key.len = key.len;
+		v->id = (int32) table->members - 1;
+		v->a = copy;
+		v->b = b ? copy + la : NULL;
+		e->key = v->key;
+		e->value = v;
 		set->bytes += key.len + sizeof(Interned);
 	}
 	if (buf != stackbuf)
 		pfree(buf);
-	return e;
+	return e->value;
 }
 
 static Interned *
@@ -135,38 +154,44 @@ intern_customer(SlotSet *set, const char *customer, const char *external)
 	return set->last_customer;
 }
 
+static Interned *
+intern_dims(SlotSet *set, const char *dims)
+{
+	Interned   *last = set->last_dims;
+
+	if (last != NULL && (last->a == dims || strcmp(last->a, dims) == 0))
+		return last;
+	set->last_dims = intern(set, set->dims, dims, NULL);
+	return set->last_dims;
+}
+
 SlotSet *
 slotset_create(MemoryContext cxt)
 {
 	SlotSet    *set = MemoryContextAllocZero(cxt, sizeof(SlotSet));
-	HASHCTL		ctl;
 
 	set->cxt = cxt;
-	ctl.keysize = sizeof(SlotHashKey);
-	ctl.entrysize = sizeof(SlotEntry);
-	ctl.hcxt = cxt;
-	set->entries = hash_create("meter slot set", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	set->customers = intern_table("meter slot set customers", cxt);
-	set->dims = intern_table("meter slot set dimensions", cxt);
+	set->entries = entrytab_create(cxt, 64, NULL);
+	set->customers = interntab_create(cxt, 16, NULL);
+	set->dims = interntab_create(cxt, 4, NULL);
 	return set;
 }
 
 long
 slotset_count(const SlotSet *set)
 {
-	return hash_get_num_entries(set->entries);
+	return (long) set->entries->members;
 }
 
-static bool
+static void
 hash_key_of(SlotSet *set, const SlotKey *key, SlotHashKey *hk, Interned **c, Interned **d)
 {
 	*c = intern_customer(set, key->customer, key->external_customer);
-	*d = intern(set, set->dims, key->dims, NULL);
+	*d = intern_dims(set, key->dims);
 	memset(hk, 0, sizeof(SlotHashKey));
 	hk->customer = (*c)->id;
 	hk->dims = (*d)->id;
 	hk->slot = key->slot;
-	return true;
 }
 
 SlotEntry *
@@ -176,21 +201,25 @@ slotset_entry(SlotSet *set, const SlotKey *key)
 	Interned   *c,
 			   *d;
 	bool		found;
-	SlotEntry  *e;
+	EntryElem  *el;
 
 	hash_key_of(set, key, &hk, &c, &d);
-	e = hash_search(set->entries, &hk, HASH_ENTER, &found);
+	el = entrytab_insert(set->entries, hk, &found);
 	if (!found)
 	{
+		SlotEntry  *e = MemoryContextAlloc(set->cxt, sizeof(SlotEntry));
+
+		e->hkey = hk;
 		e->key.customer = c->a;
 		e->key.external_customer = c->b;
 		e->key.dims = d->a;
 		e->key.slot = key->slot;
 		e->mark = false;
 		partial_init(&e->partial, set->cxt);
+		el->entry = e;
 		set->bytes += sizeof(SlotEntry) + 32;
 	}
-	return e;
+	return el->entry;
 }
 
 SlotEntry *
@@ -199,9 +228,11 @@ slotset_find(SlotSet *set, const SlotKey *key)
 	SlotHashKey hk;
 	Interned   *c,
 			   *d;
+	EntryElem  *el;
 
 	hash_key_of(set, key, &hk, &c, &d);
-	return hash_search(set->entries, &hk, HASH_FIND, NULL);
+	el = entrytab_lookup(set->entries, hk);
+	return el ? el->entry : NULL;
 }
 
 static int
@@ -220,14 +251,14 @@ entry_order(const void *a, const void *b)
 SlotEntry **
 slotset_sorted(SlotSet *set, int *n)
 {
-	HASH_SEQ_STATUS seq;
-	SlotEntry  *e;
-	SlotEntry **all = palloc(sizeof(SlotEntry *) * (hash_get_num_entries(set->entries) + 1));
+	entrytab_iterator it;
+	EntryElem  *el;
+	SlotEntry **all = palloc(sizeof(SlotEntry *) * (set->entries->members + 1));
 	int			i = 0;
 
-	hash_seq_init(&seq, set->entries);
-	while ((e = hash_seq_search(&seq)) != NULL)
-		all[i++] = e;
+	entrytab_start_iterate(set->entries, &it);
+	while ((el = entrytab_iterate(set->entries, &it)) != NULL)
+		all[i++] = el->entry;
 	qsort(all, i, sizeof(SlotEntry *), entry_order);
 	*n = i;
 	return all;
@@ -272,57 +303,56 @@ put_numeric(StringInfo buf, Numeric n)
 }
 
 /* Strings numbered in order of first use. */
-typedef struct StringDict
-{
-	HTAB	   *index;
-	int			count;
-	const char **items;
-	int			cap;
-} StringDict;
-
-typedef struct DictEntry
+typedef struct DictElem
 {
 	const char *key;
 	int			index;
-} DictEntry;
+	uint32		hash;
+	char		status;
+} DictElem;
 
-static uint32
-dict_hash(const void *key, Size keysize)
+#define SH_PREFIX dicttab
+#define SH_ELEMENT_TYPE DictElem
+#define SH_KEY_TYPE const char *
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) hash_bytes((const unsigned char *) (k), (int) strlen(k))
+#define SH_EQUAL(tb, x, y) (strcmp((x), (y)) == 0)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+typedef struct StringDict
 {
-	const char *s = *(const char *const *) key;
-
-	return hash_bytes((const unsigned char *) s, strlen(s));
-}
-
-static int
-dict_match(const void *a, const void *b, Size keysize)
-{
-	return strcmp(*(const char *const *) a, *(const char *const *) b);
-}
+	struct dicttab_hash *index;
+	int			count;
+	const char **items;
+	int			cap;
+	const char *last;			/* the string met last, and its number */
+	int			last_index;
+} StringDict;
 
 static void
 dict_init(StringDict *d)
 {
-	HASHCTL		ctl;
-
-	ctl.keysize = sizeof(const char *);
-	ctl.entrysize = sizeof(DictEntry);
-	ctl.hash = dict_hash;
-	ctl.match = dict_match;
-	ctl.hcxt = CurrentMemoryContext;
-	d->index = hash_create("meter slot set strings", 64, &ctl,
-						   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	d->index = dicttab_create(CurrentMemoryContext, 8, NULL);
 	d->count = 0;
-	d->cap = 16;
+	d->cap = 8;
 	d->items = palloc(sizeof(char *) * d->cap);
+	d->last = NULL;
 }
 
 static int
 dict_add(StringDict *d, const char *s)
 {
 	bool		found;
-	DictEntry  *e = hash_search(d->index, &s, HASH_ENTER, &found);
+	DictElem   *e;
 
+	if (d->last == s)
+		return d->last_index;
+	e = dicttab_insert(d->index, s, &found);
 	if (!found)
 	{
 		if (d->count == d->cap)
@@ -333,16 +363,15 @@ dict_add(StringDict *d, const char *s)
 		e->index = d->count;
 		d->items[d->count++] = s;
 	}
+	d->last = s;
+	d->last_index = e->index;
 	return e->index;
 }
 
 static int
 dict_find(StringDict *d, const char *s)
 {
-	DictEntry  *e = hash_search(d->index, &s, HASH_FIND, NULL);
-
-	Assert(e != NULL);
-	return e->index;
+	return dict_add(d, s);
 }
 
 static void

@@ -12,7 +12,6 @@
 #ifndef METER_SLOTSET_H
 #define METER_SLOTSET_H
 
-#include "utils/hsearch.h"
 
 #include "aggregation.h"
 #include "partial.h"
@@ -44,10 +43,11 @@ typedef struct SlotEntry
 typedef struct SlotSet
 {
 	MemoryContext cxt;
-	HTAB	   *entries;
-	HTAB	   *customers;		/* interned (customer, external customer) pairs */
-	HTAB	   *dims;			/* interned dimension strings */
+	struct entrytab_hash *entries;
+	struct interntab_hash *customers;	/* interned (customer, external customer) pairs */
+	struct interntab_hash *dims;	/* interned dimension strings */
 	struct Interned *last_customer; /* the pair met last (a decode meets it in runs) */
+	struct Interned *last_dims;
 	Size		bytes;			/* about how much memory the set holds */
 } SlotSet;
 
