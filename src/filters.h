@@ -42,6 +42,9 @@ extern bool filters_match(const Filters *filters, Jsonb *properties);
  * that fails, e.g.  filter "model": value "gpt-5" not in [gpt-4o]. */
 extern char *filters_explain(const Filters *filters, Jsonb *properties);
 
+/* The type's text input (validating JSON, canonical form), callable from C. */
+extern Datum meter_filters_in(PG_FUNCTION_ARGS);
+
 /* Find key (keylen bytes) in filters; NULL when absent. */
 extern const FilterKey *filters_find_key(const Filters *filters, const char *key, int keylen);
 

@@ -10,9 +10,10 @@
  *   dimension keys:    count, names
  *   dimension values:  count, encoded values
  *   strings:           count, COUNT_UNIQUE identities and group_by values
- *   customers:         count, each (customer, external customer, entry count, byte
- *                      length of its entries, then the entries), so a reader looking for
- *                      one customer skips the others' entries unread
+ *   customers:         count, each (customer, external customer, entry count, the events
+ *                      its entries count (Σ events), byte length of its entries, then the
+ *                      entries), so a reader looking for one customer skips the others'
+ *                      entries unread
  *   entry:  slot number - base, [dims index when more than one], flags, events, [n when
  *       it differs from events], [Σv], [Σv·t], [scales: count, (scale, count)…], [best,
  *       LATEST: its time - slot start], [uniques: count, (string, refs)…], [maxima: count,
@@ -540,6 +541,7 @@ slotset_encode(SlotEntry **entries, int n, const Aggregation *agg, int ndim_keys
 	{
 		const SlotKey *k = &entries[i]->key;
 		int			first = i;
+		int64		events = 0;
 
 		resetStringInfo(&block);
 		for (; i < n && same_customer(&entries[i]->key, k); i++)
@@ -550,10 +552,12 @@ slotset_encode(SlotEntry **entries, int n, const Aggregation *agg, int ndim_keys
 			if (dims.count > 1)
 				put_varint(&block, dict_find(&dims, e->dims));
 			put_partial(&block, &entries[i]->partial, agg, e->slot, entries[i]->mark, &strings);
+			events += entries[i]->partial.events;
 		}
 		put_string(&buf, k->customer);
 		put_string(&buf, k->external_customer);
 		put_varint(&buf, i - first);
+		put_signed(&buf, events);
 		put_bytes(&buf, block.data, block.len);
 	}
 	result = (bytea *) buf.data;
@@ -825,28 +829,66 @@ get_partial(Reader *r, Partial **into, const Aggregation *agg, TimestampTz slot,
 	}
 }
 
+/* Past the header: tags, base slot and the dictionaries; returns the customer count. */
+static uint64
+reader_skip_to_customers(Reader *r, int64 *base, char ***dims, int *ndims,
+						 char ***strings, int *nstrings)
+{
+	int			nkeys;
+	uint64		n;
+
+	skip_tags(r);
+	*base = get_signed(r);
+	(void) get_dict(r, &nkeys);
+	*dims = get_dict(r, ndims);
+	*strings = get_dict(r, nstrings);
+	n = get_varint(r);
+	if (n > r->len - r->pos)
+		damaged("The customer list is longer than the value.");
+	return n;
+}
+
+void
+slotset_customers(bytea *stored, SlotCustomerVisitor visit, void *arg)
+{
+	Reader		r;
+	int64		base;
+	char	  **dims,
+			  **strings;
+	int			ndims,
+				nstrings;
+	uint64		n;
+
+	reader_start(&r, stored);
+	n = reader_skip_to_customers(&r, &base, &dims, &ndims, &strings, &nstrings);
+	for (uint64 c = 0; c < n; c++)
+	{
+		char	   *customer = get_string(&r);
+		char	   *external = get_string(&r);
+		int64		events;
+		Size		nbytes;
+
+		(void) get_varint(&r);
+		events = get_signed(&r);
+		(void) get_bytes(&r, &nbytes);
+		visit(customer, external, events, arg);
+	}
+}
+
 void
 slotset_decode(bytea *stored, const Aggregation *agg, const char *customer,
 			   const char *external_customer, SlotTarget target, BucketRemap remap, void *arg)
 {
 	Reader		r;
 	int64		base;
-	int			nkeys,
-				ndims,
+	int			ndims,
 				nstrings;
 	uint64		ncustomers;
 	char	  **dims;
 	char	  **strings;
 
 	reader_start(&r, stored);
-	skip_tags(&r);
-	base = get_signed(&r);
-	(void) get_dict(&r, &nkeys);
-	dims = get_dict(&r, &ndims);
-	strings = get_dict(&r, &nstrings);
-	ncustomers = get_varint(&r);
-	if (ncustomers > r.len - r.pos)
-		damaged("The customer list is longer than the value.");
+	ncustomers = reader_skip_to_customers(&r, &base, &dims, &ndims, &strings, &nstrings);
 	for (uint64 c = 0; c < ncustomers; c++)
 	{
 		SlotKey		key;
@@ -858,6 +900,7 @@ slotset_decode(bytea *stored, const Aggregation *agg, const char *customer,
 		key.customer = get_string(&r);
 		key.external_customer = get_string(&r);
 		nentries = get_varint(&r);
+		(void) get_signed(&r);
 		block = get_bytes(&r, &nbytes);
 		if ((customer != NULL && strcmp(customer, key.customer) != 0) ||
 			(external_customer != NULL && strcmp(external_customer, key.external_customer) != 0))

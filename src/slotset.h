@@ -70,6 +70,12 @@ extern bytea *slotset_encode(SlotEntry **entries, int n, const Aggregation *agg,
 							 int ndim_keys, const char *const *dim_keys,
 							 const int64 *tags, int ntags);
 
+/* The customers of a stored set and how many events their entries count, without
+ * decoding the entries. */
+typedef void (*SlotCustomerVisitor) (const char *customer, const char *external_customer,
+									 int64 events, void *arg);
+extern void slotset_customers(bytea *stored, SlotCustomerVisitor visit, void *arg);
+
 /* The tags a stored set was written with; palloc'd. */
 extern int64 *slotset_tags(bytea *stored, int *n);
 

@@ -491,6 +491,112 @@ usage_compute(Usage *u, const UsageRequest *req)
 	read_raw(u);
 }
 
+int64
+usage_group_events(const Usage *u, int g)
+{
+	int64		events = 0;
+
+	if (g >= u->ngroups || u->cells[g] == NULL)
+		return 0;
+	for (int c = 0; c < u->ncells; c++)
+		if (u->cells[g][c] != NULL)
+			events += u->cells[g][c]->events;
+	return events;
+}
+
+/* ── History: customers with events before the range ─────────────────────────────── */
+
+typedef struct History
+{
+	Usage	   *u;
+	UsageHistoryVisitor visit;
+	void	   *arg;
+	DateADT		first_day;		/* the day of the first cell: decoded slot by slot */
+	SlotSet    *before;			/* slots of that day (and pending ones) before the start */
+} History;
+
+static void
+history_customer(const char *customer, const char *external, int64 events, void *arg)
+{
+	History    *h = arg;
+
+	h->visit(customer, external, events, h->arg);
+}
+
+static void
+history_target(const SlotKey *key, bool mark, void *arg, Partial **into)
+{
+	History    *h = arg;
+	SlotKey		k = *key;
+
+	if (key->slot + SLOT_USECS > h->u->cell_start[0])
+		return;
+	k.slot = 0;
+	k.dims = "";
+	into[0] = &slotset_entry(h->before, &k)->partial;
+}
+
+static void
+history_row(const StoredRow *row, void *arg)
+{
+	History    *h = arg;
+
+	if (row->shard != STORE_ALL_CUSTOMERS && row->day < h->first_day)
+		slotset_customers(row->data, history_customer, h);
+	else
+		slotset_decode(row->data, h->u->req.meter->agg, NULL, NULL, history_target, NULL, h);
+}
+
+static void
+history_event(const EventRow *row, void *arg)
+{
+	History    *h = arg;
+	MeterDef   *m = h->u->req.meter;
+
+	if (m->filters->nkeys > 0 &&
+		(row->properties == NULL || !filters_match(m->filters, row->properties)))
+		return;
+	h->visit(row->customer, row->external_customer, 1, h->arg);
+}
+
+void
+usage_history(Usage *u, UsageHistoryVisitor visit, void *arg)
+{
+	const UsageRequest *r = &u->req;
+	History		h = {u, visit, arg, 0, NULL};
+	TimestampTz lo = DT_NOBEGIN;
+
+	if (u->ncells == 0)
+		return;
+	if (r->from_events)
+	{
+		RawScan		scan = {0};
+
+		scan.tenant = r->meter->tenant;
+		scan.environment = r->meter->environment;
+		scan.event_name = r->meter->event_name;
+		scan.source = r->source;
+		raw_scan(&scan, &lo, &u->cell_start[0], 1, NULL, history_event, &h);
+	}
+	else
+	{
+		MeterScope	scope = {r->meter->tenant, r->meter->environment, r->meter->id};
+		int16		shards[STORE_SHARDS];
+		int			nshards = store_shards_for(NULL, NULL, shards);
+		int			n;
+		SlotEntry **before;
+
+		h.first_day = slot_day(u->cell_start[0]);
+		h.before = slotset_create(CurrentMemoryContext);
+		store_read(&scope, shards, nshards, DATEVAL_NOBEGIN, h.first_day, history_row, &h);
+		store_read_pending(&scope, DATEVAL_NOBEGIN, h.first_day, history_row, &h);
+		before = slotset_sorted(h.before, &n);
+		for (int i = 0; i < n; i++)
+			visit(before[i]->key.customer, before[i]->key.external_customer,
+				  before[i]->partial.events, arg);
+	}
+}
+
 /* ── Values ──────────────────────────────────────────────────────────────────────── */
 
 void

@@ -36,6 +36,18 @@ $$;
 COMMENT ON FUNCTION meter.oracle_identity(jsonb, boolean) IS
 	'Internal (verify): a JSON value''s identity text (numbers canonical; number-like strings too when asked)';
 
+-- A property as a dimension of the rollup key: its kind (s, n, b) and text.
+CREATE FUNCTION meter.oracle_dimension(v jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT CASE pg_catalog.jsonb_typeof(v)
+		WHEN 'string' THEN 's' OPERATOR(pg_catalog.||) (v OPERATOR(pg_catalog.#>>) '{}')
+		WHEN 'number' THEN 'n' OPERATOR(pg_catalog.||) meter.oracle_identity(v, false)
+		WHEN 'boolean' THEN 'b' OPERATOR(pg_catalog.||) (v OPERATOR(pg_catalog.#>>) '{}')
+	END
+$$;
+COMMENT ON FUNCTION meter.oracle_dimension(jsonb) IS
+	'Internal (verify): a JSON value as a dimension of the rollup key (kind and text), in SQL alone';
+
 -- Does a property match one filter (SPEC §3), in SQL alone?
 CREATE FUNCTION meter.oracle_matches_value(v jsonb, vals text[]) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -78,8 +90,8 @@ BEGIN
 	FOREACH k IN ARRAY keys LOOP
 		match_q := match_q || format(' AND meter.oracle_matches_value(r.p -> %L, %L::text[])',
 			k, meter.filter_values(m.filters, k));
-		dims_q := dims_q || format(' || COALESCE(octet_length(meter.oracle_identity(r.p -> %1$L, false))::text'
-			' || '':'' || meter.oracle_identity(r.p -> %1$L, false), ''-'')', k);
+		dims_q := dims_q || format(' || COALESCE(octet_length(meter.oracle_dimension(r.p -> %1$L))::text'
+			' || '':'' || meter.oracle_dimension(r.p -> %1$L), ''-'')', k);
 	END LOOP;
 	value_q := CASE
 		WHEN kind IN ('COUNT', 'COUNT_UNIQUE') THEN 'NULL::numeric'
