@@ -24,7 +24,6 @@
 #include "utils/snapmgr.h"
 
 #include "meter_cache.h"
-#include "number.h"
 
 /* A cache that grows past this many keys (event names × scopes) starts over. */
 #define MAX_CACHED_KEYS 10000
@@ -129,23 +128,17 @@ compile_meter(CompiledMeter *m, HeapTuple row, TupleDesc desc)
  * key of the set, `without` holds the meters that do not filter on the key; every
  * (key, value identity) maps to the meters that accept it. A meter matches when, for
  * every key, it either does not filter on the key or accepts the event's value of it:
- * the AND over the keys of (without | accepting). Value identity is SPEC §3's equality:
- * a JSON string by its text, true/false as the text "true"/"false", a JSON number by its
- * canonical form against the filter values in number syntax — two separate spaces, so
- * that the string "1.0" never matches "1" while the number 1.0 does. Null, objects,
- * arrays and missing keys accept nothing.
+ * the AND over the keys of (without | accepting). Value identity is SPEC §3's equality,
+ * filters_value_identity (filter_match.c): text for strings and true/false, canonical
+ * form for JSON numbers against the filter values in number syntax — two separate
+ * spaces, so that the string "1.0" never matches "1" while the number 1.0 does. Null,
+ * objects, arrays and missing keys accept nothing.
  */
-typedef enum ValueKind
-{
-	VALUE_TEXT,					/* strings, true/false */
-	VALUE_NUMBER				/* JSON numbers, canonical */
-} ValueKind;
-
 typedef struct ValueKey
 {
 	const char *data;
 	int			len;
-	int			slot;			/* key number * 2 + ValueKind */
+	int			slot;			/* key number * 2 + (1 for IDENTITY_NUMBER) */
 } ValueKey;
 
 typedef struct ValueEntry
@@ -230,6 +223,9 @@ index_key_number(const MeterIndex *index, const FilterKey *key)
 	return lo;
 }
 
+/* The slot of a value identity of key number no. */
+#define VALUE_SLOT(no, identity) ((no) * 2 + ((identity) == IDENTITY_NUMBER ? 1 : 0))
+
 /* Meter i accepts the value (slot, s) of its key. */
 static void
 index_accept(MeterIndex *index, int slot, const char *s, int i)
@@ -305,9 +301,9 @@ build_index(const MeterSet *set)
 
 			ik->without[i / 64] &= ~(UINT64CONST(1) << (i % 64));
 			for (int v = 0; v < fk->nvalues; v++)
-				index_accept(index, no * 2 + VALUE_TEXT, fk->values[v].text, i);
+				index_accept(index, VALUE_SLOT(no, IDENTITY_TEXT), fk->values[v].text, i);
 			for (int v = 0; v < fk->nnumbers; v++)
-				index_accept(index, no * 2 + VALUE_NUMBER, fk->numbers[v], i);
+				index_accept(index, VALUE_SLOT(no, IDENTITY_NUMBER), fk->numbers[v], i);
 			if (fk->nnumbers > 0)
 				ik->has_numbers = true;
 		}
@@ -319,36 +315,17 @@ build_index(const MeterSet *set)
 static const uint64 *
 index_accepting(const MeterIndex *index, int no, const JsonbValue *v)
 {
+	FilterIdentity identity;
 	ValueKey	vk;
 	ValueEntry *entry;
-	char	   *canonical = NULL;
 
-	switch (v->type)
-	{
-		case jbvString:
-			vk.data = v->val.string.val;
-			vk.len = v->val.string.len;
-			vk.slot = no * 2 + VALUE_TEXT;
-			break;
-		case jbvBool:
-			vk.data = v->val.boolean ? "true" : "false";
-			vk.len = v->val.boolean ? 4 : 5;
-			vk.slot = no * 2 + VALUE_TEXT;
-			break;
-		case jbvNumeric:
-			if (!index->keys[no].has_numbers)
-				return NULL;
-			canonical = number_canonical(v->val.numeric);
-			vk.data = canonical;
-			vk.len = (int) strlen(canonical);
-			vk.slot = no * 2 + VALUE_NUMBER;
-			break;
-		default:
-			return NULL;		/* null, object, array */
-	}
+	identity = filters_value_identity(v, index->keys[no].has_numbers, &vk.data, &vk.len);
+	if (identity == IDENTITY_NONE)
+		return NULL;
+	vk.slot = VALUE_SLOT(no, identity);
 	entry = valuemap_lookup(index->values, vk);
-	if (canonical != NULL)
-		pfree(canonical);
+	if (identity == IDENTITY_NUMBER)
+		pfree((char *) vk.data);
 	return entry != NULL ? entry->meters : NULL;
 }
 
