@@ -32,6 +32,7 @@ typedef struct MeterAcc
 	Filters    *filters;
 	const char **dim_keys;
 	SlotSet    *set;
+	SlotSet    *late;			/* sealed skips: events per (customer, slot) */
 } MeterAcc;
 
 struct Accumulator
@@ -102,6 +103,8 @@ meter_acc(Accumulator *acc, const char *id, const void *meter, DefinitionCopier 
 	{
 		if (m->set == NULL)
 			m->set = slotset_create(acc->entries_cxt);
+		if (m->late == NULL)
+			m->late = slotset_create(acc->entries_cxt);
 		return m;
 	}
 	old = MemoryContextSwitchTo(acc->meters_cxt);
@@ -113,6 +116,7 @@ meter_acc(Accumulator *acc, const char *id, const void *meter, DefinitionCopier 
 		m->dim_keys[i] = m->filters->keys[i].key;
 	MemoryContextSwitchTo(old);
 	m->set = slotset_create(acc->entries_cxt);
+	m->late = slotset_create(acc->entries_cxt);
 	return m;
 }
 
@@ -137,6 +141,40 @@ void
 accumulator_add_def(Accumulator *acc, const MeterDef *meter, const EventRow *row, int sign)
 {
 	add_event(acc, meter_acc(acc, meter->id, meter, copy_def, row), row, sign);
+}
+
+void
+accumulator_put(Accumulator *acc, const MeterDef *meter, SlotSet *set)
+{
+	int			n;
+	SlotEntry **entries = slotset_sorted(set, &n);
+	EventRow	row = {0};
+	MeterAcc   *m;
+	MemoryContext old;
+
+	if (n == 0)
+		return;
+	row.tenant = meter->tenant;
+	row.environment = meter->environment;
+	m = meter_acc(acc, meter->id, meter, copy_def, &row);
+	old = MemoryContextSwitchTo(acc->entries_cxt);
+	for (int i = 0; i < n; i++)
+		partial_combine(&slotset_entry(m->set, &entries[i]->key)->partial, &entries[i]->partial,
+						m->agg, 1, NULL, NULL);
+	MemoryContextSwitchTo(old);
+}
+
+void
+accumulator_add_late(Accumulator *acc, const CompiledMeter *meter, const EventRow *row)
+{
+	MeterAcc   *m = meter_acc(acc, meter->id, meter, copy_compiled, row);
+	SlotKey		key;
+
+	key.customer = row->customer;
+	key.external_customer = row->external_customer;
+	key.slot = slot_start(row->timestamp);
+	key.dims = "";
+	slotset_entry(m->late, &key)->partial.events++;
 }
 
 static void
@@ -240,10 +278,26 @@ accumulator_flush(Accumulator *acc)
 	for (int i = 0; i < nrows; i++)
 		compaction_note(rows[i].tenant, rows[i].environment, rows[i].meter_id, rows[i].entries);
 
+	/* Sealed skips (rare): one row per meter, customer and slot. */
+	hash_seq_init(&seq, acc->meters);
+	while ((m = hash_seq_search(&seq)) != NULL)
+		if (m->late != NULL && slotset_count(m->late) > 0)
+		{
+			int			n;
+			SlotEntry **late = slotset_sorted(m->late, &n);
+
+			for (int i = 0; i < n; i++)
+				store_append_sealed_skip(m->tenant, m->environment, m->id, &late[i]->key,
+										 late[i]->partial.events);
+		}
+
 	/* Start empty: the entries go, the definitions stay. */
 	hash_seq_init(&seq, acc->meters);
 	while ((m = hash_seq_search(&seq)) != NULL)
+	{
 		m->set = NULL;
+		m->late = NULL;
+	}
 	MemoryContextReset(acc->entries_cxt);
 	acc->bytes = 0;
 }

@@ -7,6 +7,7 @@
 
 #include "meter_cache.h"
 #include "scope.h"
+#include "seal.h"
 #include "settings.h"
 
 PG_MODULE_MAGIC;
@@ -19,4 +20,5 @@ _PG_init(void)
 	settings_define();
 	scope_define_settings();
 	meter_cache_register();
+	seal_register();
 }

@@ -13,7 +13,9 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
+#include "slotset.h"
 #include "store.h"
 
 typedef struct StorePlan
@@ -31,6 +33,12 @@ static StorePlan append_pending_plan = {
 	"INSERT INTO meter.pending (tenant_id, environment_id, meter_id, first_day, last_day, entries, data)"
 	" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7))",
 	7, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, DATEARRAYOID, DATEARRAYOID, INT4ARRAYOID, BYTEAARRAYOID}
+};
+
+static StorePlan sealed_skip_plan = {
+	"INSERT INTO meter.sealed_skips (tenant_id, environment_id, meter_id, customer_id,"
+	" external_customer_id, slot, events) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+	7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID}
 };
 
 static StorePlan list_pending_plan = {
@@ -214,6 +222,24 @@ store_shards_for(const char *customer, const char *external_customer, int16 *sha
 		return STORE_SHARDS;
 	}
 	return 1;
+}
+
+void
+store_append_sealed_skip(const char *tenant, const char *environment, const char *meter_id,
+						 const SlotKey *key, int64 events)
+{
+	Datum		args[7];
+
+	args[0] = text_datum(tenant);
+	args[1] = text_datum(environment);
+	args[2] = text_datum(meter_id);
+	args[3] = text_datum(key->customer);
+	args[4] = text_datum(key->external_customer);
+	args[5] = TimestampTzGetDatum(key->slot);
+	args[6] = Int64GetDatum(events);
+	connect();
+	run(&sealed_skip_plan, args, NULL, NULL, false, SPI_OK_INSERT);
+	SPI_finish();
 }
 
 /* ── Pending rows ────────────────────────────────────────────────────────────────── */

@@ -56,6 +56,12 @@ typedef struct PendingRow
 	bytea	   *data;
 } PendingRow;
 
+/* Append a sealed skip: events of sealed time a meter matched but did not count. */
+struct SlotKey;
+extern void store_append_sealed_skip(const char *tenant, const char *environment,
+									 const char *meter_id, const struct SlotKey *key,
+									 int64 events);
+
 /* Append pending rows (one INSERT). */
 extern void store_append_pending(PendingRow *rows, int n);
 

@@ -215,6 +215,28 @@ scope_meters(int *n)
 	return ids;
 }
 
+/* Events written into sealed time, per meter, customer and slot, of the current scope. */
+static void
+sealed_skips(ReturnSetInfo *rsinfo)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+
+	args[0] = CStringGetTextDatum(scope_tenant());
+	args[1] = CStringGetTextDatum(scope_environment());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT meter_id, customer_id, external_customer_id, slot,"
+							  " pg_catalog.sum(events)::pg_catalog.int8, 'sealed period'"
+							  " FROM meter.sealed_skips WHERE tenant_id OPERATOR(pg_catalog.=) $1"
+							  " AND environment_id OPERATOR(pg_catalog.=) $2 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+							  2, types, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "meter: reading the sealed skips failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+	SPI_finish();
+}
+
 /*
  * meter.skips() → TABLE(meter_id, customer_id, external_customer_id, bucket, skipped,
  * reason): per meter of the current scope, customer and 15-minute slot, the events the
@@ -268,5 +290,6 @@ meter_skips(PG_FUNCTION_ARGS)
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, isnull);
 		}
 	}
+	sealed_skips(rsinfo);
 	return (Datum) 0;
 }

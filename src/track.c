@@ -31,6 +31,7 @@
 #include "event_table.h"
 #include "locks.h"
 #include "meter_cache.h"
+#include "seal.h"
 #include "track.h"
 
 /* What a trigger call site knows about its table (fn_extra). */
@@ -47,6 +48,8 @@ typedef struct TrackState
 	const EventColumns *cols;
 	MemoryContext row_context;
 	char	   *locked_tenant;
+	char	   *seal_scope;		/* the scope whose seal is in seal_before */
+	TimestampTz seal_before;
 	const CompiledMeter **matched;
 	int			matched_cap;
 	EventColumns cols_buf;		/* track_table_rows: the columns of its table */
@@ -116,6 +119,20 @@ lock_tenant(TrackState *state, const char *tenant)
 	state->locked_tenant = MemoryContextStrdup(TopTransactionContext, tenant);
 }
 
+/* The seal of the row's scope, remembered for the statement's next rows. */
+static TimestampTz
+scope_seal(TrackState *state, const EventRow *row)
+{
+	char	   *scope = psprintf("%s\x1f%s", row->tenant, row->environment);
+
+	if (state->seal_scope == NULL || strcmp(state->seal_scope, scope) != 0)
+	{
+		state->seal_before = seal_of(row->tenant, row->environment);
+		state->seal_scope = MemoryContextStrdup(TopTransactionContext, scope);
+	}
+	return state->seal_before;
+}
+
 /* Match one event row against its meters and count it (sign +1) or take it out (-1). */
 static void
 track_row(TrackState *state, TupleTableSlot *slot, int sign)
@@ -137,8 +154,16 @@ track_row(TrackState *state, TupleTableSlot *slot, int sign)
 												sizeof(CompiledMeter *) * meters->nmeters);
 		}
 		n = meter_cache_match(meters, row.properties, state->matched);
-		for (int i = 0; i < n; i++)
-			accumulator_add(state->acc, state->matched[i], &row, sign);
+		if (row.timestamp < scope_seal(state, &row))
+		{
+			/* Sealed time: a new event is stored but not counted; removals change nothing. */
+			if (sign > 0)
+				for (int i = 0; i < n; i++)
+					accumulator_add_late(state->acc, state->matched[i], &row);
+		}
+		else
+			for (int i = 0; i < n; i++)
+				accumulator_add(state->acc, state->matched[i], &row, sign);
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(state->row_context);

@@ -67,6 +67,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	t text := meter.current_tenant();
 	e text := meter.current_environment();
+	sealed timestamptz := meter.sealed_before();
 	m record;
 	lvl boolean;
 BEGIN
@@ -99,7 +100,7 @@ BEGIN
 				('uniques', s.uniques::text, f.uniques::text, s.uniques IS DISTINCT FROM f.uniques),
 				('maxima', s.maxima::text, f.maxima::text, s.maxima IS DISTINCT FROM f.maxima)
 			) AS d(what, stored, expected, differs)
-			WHERE d.differs AND NOT EXISTS (SELECT 1 FROM marked k
+			WHERE d.differs AND COALESCE(s.slot, f.slot) >= sealed AND NOT EXISTS (SELECT 1 FROM marked k
 				WHERE k.slot = COALESCE(s.slot, f.slot)
 					AND (lvl OR (k.customer_id = COALESCE(s.customer_id, f.customer_id)
 						AND k.external_customer_id = COALESCE(s.external_customer_id, f.external_customer_id))))
@@ -109,7 +110,7 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION meter.verify(text) IS
 	'Every stored partial state of the published meters of the current scope that differs from a '
-	'recomputation from the raw events (in SQL alone); empty when all is well';
+	'recomputation from the raw events (in SQL alone), sealed time left alone; empty when all is well';
 
 -- ── Tracking users' own event tables (SPEC §7) ──────────────────────────────────────
 -- The four tracking triggers on one table: statement-level with transition tables for
