@@ -272,7 +272,7 @@ accumulator_flush(Accumulator *acc)
 		r->first_day = slot_day(lo);
 		r->last_day = slot_day(hi);
 		r->entries = n;
-		r->data = slotset_encode(entries, n, m->agg, m->filters->nkeys, m->dim_keys, tags, ntags);
+		r->data = slotset_encode(entries, n, m->agg, m->filters->nkeys, m->dim_keys, tags, ntags, false);
 	}
 	store_append_pending(rows, nrows);
 	for (int i = 0; i < nrows; i++)

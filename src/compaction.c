@@ -500,7 +500,7 @@ encode_rows(Fold *f)
 				all[nkeep++] = all[i];
 		if (nkeep > 0)
 			f->keys[r].data = slotset_encode(all, nkeep, f->meter->agg, f->meter->filters->nkeys,
-											 f->dim_keys, NULL, 0);
+											 f->dim_keys, NULL, 0, true);
 	}
 }
 

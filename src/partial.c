@@ -103,13 +103,18 @@ numbuf_set(MemoryContext cxt, NumBuf *b, Numeric src)
 static void
 numbuf_add(MemoryContext cxt, NumBuf *b, Numeric v, int sign)
 {
+	Numeric		t;
+
 	if (b->num == NULL)
-		numbuf_set(cxt, b, sign > 0 ? v :
-				   DatumGetNumeric(DirectFunctionCall1(numeric_uminus, NumericGetDatum(v))));
+		t = sign > 0 ? v : DatumGetNumeric(DirectFunctionCall1(numeric_uminus, NumericGetDatum(v)));
 	else if (sign > 0)
-		numbuf_set(cxt, b, numeric_add_opt_error(b->num, v, NULL));
+		t = numeric_add_opt_error(b->num, v, NULL);
 	else
-		numbuf_set(cxt, b, numeric_sub_opt_error(b->num, v, NULL));
+		t = numeric_sub_opt_error(b->num, v, NULL);
+	numbuf_set(cxt, b, t);
+	/* Sums run over many entries: give the temporary back rather than let memory grow. */
+	if (t != v)
+		pfree(t);
 }
 
 /*
@@ -175,8 +180,20 @@ partial_set_scale(Partial *p, int32 scale, int64 count)
 		p->scales[i] = p->scales[--p->nscales];
 }
 
+uint32
+partial_unique_hash(const char *key)
+{
+	return hash_bytes((const unsigned char *) key, strlen(key));
+}
+
 void
 partial_unique_add(Partial *p, const char *key, int64 refs)
+{
+	partial_unique_add_hashed(p, key, partial_unique_hash(key), refs);
+}
+
+void
+partial_unique_add_hashed(Partial *p, const char *key, uint32 hash, int64 refs)
 {
 	bool		found;
 	UniqueEntry *e;
@@ -184,8 +201,8 @@ partial_unique_add(Partial *p, const char *key, int64 refs)
 	if (refs == 0)
 		return;
 	if (p->uniques == NULL)
-		p->uniques = uniqueset_create(p->cxt, 16, NULL);
-	e = uniqueset_insert(p->uniques, (char *) key, &found);
+		p->uniques = uniqueset_create(p->cxt, 64, NULL);
+	e = uniqueset_insert_hash(p->uniques, (char *) key, hash, &found);
 	if (!found)
 	{
 		e->key = MemoryContextStrdup(p->cxt, key);
@@ -309,7 +326,7 @@ partial_combine(Partial *dst, const Partial *src, const Aggregation *agg, int si
 
 		uniqueset_start_iterate(src->uniques, &it);
 		while ((e = uniqueset_iterate(src->uniques, &it)) != NULL)
-			partial_unique_add(dst, e->key, sign * e->refs);
+			partial_unique_add_hashed(dst, e->key, e->hash, sign * e->refs);
 	}
 	if (src->maxima != NULL)
 	{

@@ -147,6 +147,9 @@ extern void numbuf_set(MemoryContext cxt, NumBuf *b, Numeric src);
 extern void partial_add_sums(Partial *p, Numeric sum, Numeric sum_vt, int sign);
 extern void partial_set_scale(Partial *p, int32 scale, int64 count);
 extern void partial_unique_add(Partial *p, const char *key, int64 refs);
+/* The same with the key's hash (partial_unique_hash) known: decoders hash each string once. */
+extern uint32 partial_unique_hash(const char *key);
+extern void partial_unique_add_hashed(Partial *p, const char *key, uint32 hash, int64 refs);
 extern void partial_max_offer(Partial *p, TimestampTz bucket, const char *group, Numeric v);
 extern void partial_best_offer(Partial *p, const Aggregation *agg, Numeric v, TimestampTz ts);
 

@@ -11,9 +11,11 @@
  *   dimension values:  count, encoded values
  *   strings:           count, COUNT_UNIQUE identities and group_by values
  *   customers:         count, each (customer, external customer, entry count, the events
- *                      its entries count (Σ events), byte length of its entries, then the
- *                      entries), so a reader looking for one customer skips the others'
- *                      entries unread
+ *                      its entries count (Σ events), day-total count and their bytes
+ *                      (length-prefixed), then its entries (length-prefixed)), so a
+ *                      reader looking for one customer skips the others' entries unread,
+ *                      and one whose window holds the whole day reads only the totals
+ *   day total:  [dims index when more than one], then as an entry's flags onwards
  *   entry:  slot number - base, [dims index when more than one], flags, events, [n when
  *       it differs from events], [Σv], [Σv·t], [scales: count, (scale, count)…], [best,
  *       LATEST: its time - slot start], [uniques: count, (string, refs)…], [maxima: count,
@@ -495,12 +497,50 @@ same_customer(const SlotKey *a, const SlotKey *b)
 		(strcmp(a->customer, b->customer) == 0 && strcmp(a->external_customer, b->external_customer) == 0);
 }
 
+/* The day totals of one customer's entries (one day): one partial state per dimension
+ * value, in the order met. Written only when there are fewer of them than entries. */
+static void
+put_day_totals(StringInfo out, SlotEntry **entries, int n, const Aggregation *agg,
+			   StringDict *dims, StringDict *strings, int *ntotals)
+{
+	const char **seen = palloc(sizeof(char *) * n);
+	Partial    *totals = palloc(sizeof(Partial) * n);
+	int			k = 0;
+	TimestampTz day = (TimestampTz) slot_day(entries[0]->key.slot) * USECS_PER_DAY;
+
+	for (int i = 0; i < n; i++)
+	{
+		int			j;
+
+		for (j = 0; j < k; j++)
+			if (seen[j] == entries[i]->key.dims || strcmp(seen[j], entries[i]->key.dims) == 0)
+				break;
+		if (j == k)
+		{
+			seen[k] = entries[i]->key.dims;
+			partial_init(&totals[k++], CurrentMemoryContext);
+		}
+		partial_combine(&totals[j], &entries[i]->partial, agg, 1, NULL, NULL);
+	}
+	*ntotals = 0;
+	if (k == n)
+		return;
+	for (int j = 0; j < k; j++)
+	{
+		if (dims->count > 1)
+			put_varint(out, dict_find(dims, seen[j]));
+		put_partial(out, &totals[j], agg, day, false, strings);
+	}
+	*ntotals = k;
+}
+
 bytea *
 slotset_encode(SlotEntry **entries, int n, const Aggregation *agg, int ndim_keys,
-			   const char *const *dim_keys, const int64 *tags, int ntags)
+			   const char *const *dim_keys, const int64 *tags, int ntags, bool day_summaries)
 {
 	StringInfoData buf;
 	StringInfoData block;
+	StringInfoData totals;
 	StringDict	dims,
 				strings;
 	int			ncustomers = 0;
@@ -521,6 +561,8 @@ slotset_encode(SlotEntry **entries, int n, const Aggregation *agg, int ndim_keys
 	}
 	if (n == 0)
 		base = 0;
+	if (AGG_BUCKETED(agg))
+		day_summaries = false;
 
 	initStringInfo(&buf);
 	appendBinaryStringInfo(&buf, "\0\0\0\0", VARHDRSZ);
@@ -537,13 +579,16 @@ slotset_encode(SlotEntry **entries, int n, const Aggregation *agg, int ndim_keys
 	put_dict(&buf, &strings);
 	put_varint(&buf, ncustomers);
 	initStringInfo(&block);
+	initStringInfo(&totals);
 	for (int i = 0; i < n;)
 	{
 		const SlotKey *k = &entries[i]->key;
 		int			first = i;
 		int64		events = 0;
+		int			ntotals = 0;
 
 		resetStringInfo(&block);
+		resetStringInfo(&totals);
 		for (; i < n && same_customer(&entries[i]->key, k); i++)
 		{
 			const SlotKey *e = &entries[i]->key;
@@ -554,10 +599,14 @@ slotset_encode(SlotEntry **entries, int n, const Aggregation *agg, int ndim_keys
 			put_partial(&block, &entries[i]->partial, agg, e->slot, entries[i]->mark, &strings);
 			events += entries[i]->partial.events;
 		}
+		if (day_summaries && i - first > 1)
+			put_day_totals(&totals, entries + first, i - first, agg, &dims, &strings, &ntotals);
 		put_string(&buf, k->customer);
 		put_string(&buf, k->external_customer);
 		put_varint(&buf, i - first);
 		put_signed(&buf, events);
+		put_varint(&buf, ntotals);
+		put_bytes(&buf, totals.data, totals.len);
 		put_bytes(&buf, block.data, block.len);
 	}
 	result = (bytea *) buf.data;
@@ -572,6 +621,11 @@ typedef struct Reader
 	const uint8 *data;
 	Size		len;
 	Size		pos;
+	/* numerics read are used at once (added into partial states that copy them): a few
+	 * buffers reused in turn instead of an allocation per number */
+	Numeric		scratch[4];
+	Size		scratch_cap[4];
+	int			next_scratch;
 } Reader;
 
 static void pg_attribute_noreturn()
@@ -650,11 +704,19 @@ get_numeric(Reader *r)
 {
 	Size		len;
 	const uint8 *p = get_bytes(r, &len);
+	int			i = r->next_scratch++ % 4;
 	Numeric		n;
 
 	if (len < sizeof(uint16) || len > 4 * 1024 * 1024)
 		damaged("A number has an impossible length.");
-	n = palloc(VARHDRSZ + len);
+	if (r->scratch_cap[i] < VARHDRSZ + len)
+	{
+		if (r->scratch[i] != NULL)
+			pfree(r->scratch[i]);
+		r->scratch_cap[i] = Max(VARHDRSZ + len, 32);
+		r->scratch[i] = palloc(r->scratch_cap[i]);
+	}
+	n = r->scratch[i];
 	SET_VARSIZE(n, VARHDRSZ + len);
 	memcpy(VARDATA(n), p, len);
 	return n;
@@ -688,6 +750,7 @@ get_dict(Reader *r, int *count)
 static void
 reader_start(Reader *r, bytea *stored)
 {
+	memset(r, 0, sizeof(Reader));
 	r->data = (const uint8 *) VARDATA_ANY(stored);
 	r->len = VARSIZE_ANY_EXHDR(stored);
 	r->pos = 0;
@@ -751,10 +814,23 @@ get_numeric_for(Reader *r, Partial **into)
 	return get_numeric(r);
 }
 
+/* The hashes of a dictionary's strings, computed once per decode (COUNT_UNIQUE values
+ * meet many partial states). */
+static uint32 *
+dict_hashes(char **strings, int n)
+{
+	uint32	   *h = palloc(sizeof(uint32) * (n + 1));
+
+	for (int i = 0; i < n; i++)
+		h[i] = partial_unique_hash(strings[i]);
+	return h;
+}
+
 /* Read one entry's partial state and add it to into[0] and into[1] (each may be NULL). */
 static void
 get_partial(Reader *r, Partial **into, const Aggregation *agg, TimestampTz slot,
-			uint8 flags, char **strings, int nstrings, BucketRemap remap, void *arg)
+			uint8 flags, char **strings, const uint32 *hashes, int nstrings,
+			BucketRemap remap, void *arg)
 {
 	int64		events = get_signed(r);
 	int64		n = (flags & E_N) ? get_signed(r) : events;
@@ -808,7 +884,7 @@ get_partial(Reader *r, Partial **into, const Aggregation *agg, TimestampTz slot,
 
 			for (int t = 0; t < 2; t++)
 				if (into[t] != NULL)
-					partial_unique_add(into[t], strings[s], refs);
+					partial_unique_add_hashed(into[t], strings[s], hashes[s], refs);
 		}
 	}
 	if (flags & E_MAXIMA)
@@ -870,14 +946,46 @@ slotset_customers(bytea *stored, SlotCustomerVisitor visit, void *arg)
 
 		(void) get_varint(&r);
 		events = get_signed(&r);
+		(void) get_varint(&r);
+		(void) get_bytes(&r, &nbytes);
 		(void) get_bytes(&r, &nbytes);
 		visit(customer, external, events, arg);
 	}
 }
 
-void
-slotset_decode(bytea *stored, const Aggregation *agg, const char *customer,
-			   const char *external_customer, SlotTarget target, BucketRemap remap, void *arg)
+/* Read a customer's entries (or day totals: no slot number, the day's first slot) from
+ * a block into the target. */
+static void
+get_block(Reader *e, uint64 nentries, bool totals, TimestampTz day, SlotKey *key,
+		  int64 base, char **dims, int ndims, char **strings, int nstrings, uint32 **hashes,
+		  const Aggregation *agg, SlotTarget target, BucketRemap remap, void *arg)
+{
+	for (uint64 i = 0; i < nentries; i++)
+	{
+		int64		slotno = totals ? 0 : base + (int64) get_varint(e);
+		uint64		d = ndims > 1 ? get_index(e, ndims) : 0;
+		uint8		flags;
+		Partial    *into[2] = {NULL, NULL};
+
+		if (ndims == 0 || slotno > END_TIMESTAMP / SLOT_USECS ||
+			slotno < MIN_TIMESTAMP / SLOT_USECS - 1)
+			damaged("An entry points outside the value.");
+		key->slot = totals ? day : slotno * SLOT_USECS;
+		key->dims = dims[d];
+		flags = get_byte(e);
+		target(key, (flags & E_MARK) != 0, arg, into);
+		if (*hashes == NULL && (flags & E_UNIQUES))
+			*hashes = dict_hashes(strings, nstrings);
+		get_partial(e, into, agg, key->slot, flags, strings, *hashes, nstrings, remap, arg);
+	}
+	if (e->pos != e->len)
+		damaged("Extra bytes after a customer's entries.");
+}
+
+static void
+decode(bytea *stored, const Aggregation *agg, const char *customer,
+	   const char *external_customer, SlotTarget target, BucketRemap remap, void *arg,
+	   bool days)
 {
 	Reader		r;
 	int64		base;
@@ -886,49 +994,59 @@ slotset_decode(bytea *stored, const Aggregation *agg, const char *customer,
 	uint64		ncustomers;
 	char	  **dims;
 	char	  **strings;
+	uint32	   *hashes = NULL;
 
 	reader_start(&r, stored);
 	ncustomers = reader_skip_to_customers(&r, &base, &dims, &ndims, &strings, &nstrings);
 	for (uint64 c = 0; c < ncustomers; c++)
 	{
 		SlotKey		key;
-		uint64		nentries;
-		Size		nbytes;
-		const uint8 *block;
+		uint64		nentries,
+					ntotals;
+		Size		nbytes,
+					ntbytes;
+		const uint8 *block,
+				   *tblock;
 		Reader		e;
+		bool		use_totals;
 
 		key.customer = get_string(&r);
 		key.external_customer = get_string(&r);
 		nentries = get_varint(&r);
 		(void) get_signed(&r);
+		ntotals = get_varint(&r);
+		tblock = get_bytes(&r, &ntbytes);
 		block = get_bytes(&r, &nbytes);
 		if ((customer != NULL && strcmp(customer, key.customer) != 0) ||
 			(external_customer != NULL && strcmp(external_customer, key.external_customer) != 0))
 			continue;
-		e.data = block;
-		e.len = nbytes;
-		e.pos = 0;
-		if (nentries > nbytes)
+		use_totals = days && ntotals > 0;
+		if ((use_totals ? ntotals : nentries) > (use_totals ? ntbytes : nbytes))
 			damaged("A customer has more entries than bytes.");
-		for (uint64 i = 0; i < nentries; i++)
-		{
-			int64		slotno = base + (int64) get_varint(&e);
-			uint64		d = ndims > 1 ? get_index(&e, ndims) : 0;
-			uint8		flags;
-			Partial    *into[2] = {NULL, NULL};
-
-			if (ndims == 0 || slotno > END_TIMESTAMP / SLOT_USECS ||
-				slotno < MIN_TIMESTAMP / SLOT_USECS - 1)
-				damaged("An entry points outside the value.");
-			key.slot = slotno * SLOT_USECS;
-			key.dims = dims[d];
-			flags = get_byte(&e);
-			target(&key, (flags & E_MARK) != 0, arg, into);
-			get_partial(&e, into, agg, key.slot, flags, strings, nstrings, remap, arg);
-		}
-		if (e.pos != e.len)
-			damaged("Extra bytes after a customer's entries.");
+		e = r;					/* its number buffers, reused */
+		e.data = use_totals ? tblock : block;
+		e.len = use_totals ? ntbytes : nbytes;
+		e.pos = 0;
+		get_block(&e, use_totals ? ntotals : nentries, use_totals,
+				  (TimestampTz) floor_div64(base * SLOT_USECS, USECS_PER_DAY) * USECS_PER_DAY,
+				  &key, base, dims, ndims, strings, nstrings, &hashes, agg, target, remap, arg);
+		memcpy(r.scratch, e.scratch, sizeof(r.scratch));
+		memcpy(r.scratch_cap, e.scratch_cap, sizeof(r.scratch_cap));
 	}
 	if (r.pos != r.len)
 		damaged("Extra bytes after the last customer.");
+}
+
+void
+slotset_decode(bytea *stored, const Aggregation *agg, const char *customer,
+			   const char *external_customer, SlotTarget target, BucketRemap remap, void *arg)
+{
+	decode(stored, agg, customer, external_customer, target, remap, arg, false);
+}
+
+void
+slotset_decode_days(bytea *stored, const Aggregation *agg, const char *customer,
+					const char *external_customer, SlotTarget target, void *arg)
+{
+	decode(stored, agg, customer, external_customer, target, NULL, arg, true);
 }

@@ -65,10 +65,13 @@ extern SlotEntry *slotset_find(SlotSet *set, const SlotKey *key);
 extern SlotEntry **slotset_sorted(SlotSet *set, int *n);
 
 /* The stored form of sorted entries of one aggregation. dim_keys name the dimensions;
- * tags are numbers of the writer's own, read back without decoding the entries. */
+ * tags are numbers of the writer's own, read back without decoding the entries. With
+ * day_summaries (entries of one UTC day), a customer with several entries of one
+ * dimension value also gets its day's total per dimension value, which a reader whose
+ * window holds the whole day takes instead of the slots (not for a bucketed MAX). */
 extern bytea *slotset_encode(SlotEntry **entries, int n, const Aggregation *agg,
 							 int ndim_keys, const char *const *dim_keys,
-							 const int64 *tags, int ntags);
+							 const int64 *tags, int ntags, bool day_summaries);
 
 /* The customers of a stored set and how many events their entries count, without
  * decoding the entries. */
@@ -91,6 +94,11 @@ typedef void (*SlotTarget) (const SlotKey *key, bool mark, void *arg, Partial **
 extern void slotset_decode(bytea *stored, const Aggregation *agg, const char *customer,
 						   const char *external_customer, SlotTarget target,
 						   BucketRemap remap, void *arg);
+
+/* The same, reading each customer's day totals where it has them (the caller's window
+ * holds the whole day): their key's slot is the day's first slot. */
+extern void slotset_decode_days(bytea *stored, const Aggregation *agg, const char *customer,
+								const char *external_customer, SlotTarget target, void *arg);
 
 /* The dimension keys a stored set was written with; palloc'd. */
 extern char **slotset_dim_keys(bytea *stored, int *n);

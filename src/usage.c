@@ -354,15 +354,45 @@ stored_target(const SlotKey *key, bool mark, void *arg, Partial **into)
 	into[0] = slot_cell((Usage *) arg, key);
 }
 
+/* Does one cell hold the whole UTC day, none of whose slots is read raw? Then the
+ * stored day totals serve it. */
+static bool
+day_is_whole(const Usage *u, DateADT day)
+{
+	TimestampTz s = (TimestampTz) day * USECS_PER_DAY;
+	TimestampTz e = s + USECS_PER_DAY;
+	int			lo = 0,
+				hi = u->nraw;
+
+	if (AGG_BUCKETED(u->req.meter->agg) || u->ncells == 0 ||
+		s < u->cell_start[0] || e > u->req.end || cell_of(u, s) != cell_of(u, e - 1))
+		return false;
+	/* the first raw slot at or after s must come at or after e */
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (u->raw_slots[mid] < s)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo == u->nraw || u->raw_slots[lo] >= e;
+}
+
 static void
 stored_visit(const StoredRow *row, void *arg)
 {
 	Usage	   *u = arg;
-
 	bool		totals = row->shard == STORE_ALL_CUSTOMERS;
+	const char *customer = totals ? NULL : u->req.customer;
+	const char *external = totals ? NULL : u->req.external_customer;
 
-	slotset_decode(row->data, u->req.meter->agg, totals ? NULL : u->req.customer,
-				   totals ? NULL : u->req.external_customer, stored_target, remap_to_cell, u);
+	if (day_is_whole(u, row->day))
+		slotset_decode_days(row->data, u->req.meter->agg, customer, external, stored_target, u);
+	else
+		slotset_decode(row->data, u->req.meter->agg, customer, external, stored_target,
+					   remap_to_cell, u);
 }
 
 static bool

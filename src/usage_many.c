@@ -147,11 +147,20 @@ meter_arg(FunctionCallInfo fcinfo)
 /* ── usage_by_customer ───────────────────────────────────────────────────────────── */
 
 /* A customer's group name: the customer id's length, ':', the customer id, the external
- * id (unambiguous whatever the ids hold). */
+ * id (unambiguous whatever the ids hold); in buf when it fits. */
 static char *
-customer_key(const char *customer, const char *external)
+customer_key(const char *customer, const char *external, char *buf, Size size)
 {
-	return psprintf("%zu:%s%s", strlen(customer), customer, external);
+	size_t		lc = strlen(customer),
+				le = strlen(external);
+	int			n;
+
+	if (lc + le + 24 > size)
+		return psprintf("%zu:%s%s", lc, customer, external);
+	n = snprintf(buf, size, "%zu:", lc);
+	memcpy(buf + n, customer, lc);
+	memcpy(buf + n + lc, external, le + 1);
+	return buf;
 }
 
 typedef struct CustomerIds
@@ -164,7 +173,8 @@ static int
 customer_group(Groups *g, const char *customer, const char *external)
 {
 	bool		found;
-	int			grp = groups_get(g, customer_key(customer, external), true, &found);
+	char		buf[256];
+	int			grp = groups_get(g, customer_key(customer, external, buf, sizeof(buf)), true, &found);
 
 	if (!found)
 	{
@@ -177,10 +187,25 @@ customer_group(Groups *g, const char *customer, const char *external)
 	return grp;
 }
 
+/* The group of the customer met last, kept (copies): a decode meets each customer's
+ * entries in a run. */
+static char *last_customer;
+static char *last_external;
+static int	last_group;
+
 static int
 by_customer_group(Usage *u, const char *customer, const char *external, const char *dims)
 {
-	return customer_group((Groups *) u->req.group_arg, customer, external);
+	Groups	   *g = u->req.group_arg;
+
+	if (last_customer == NULL || strcmp(customer, last_customer) != 0 ||
+		strcmp(external, last_external) != 0)
+	{
+		last_group = customer_group(g, customer, external);
+		last_customer = g->names[last_group] ? ((CustomerIds *) g->data[last_group])->customer : NULL;
+		last_external = ((CustomerIds *) g->data[last_group])->external;
+	}
+	return last_group;
 }
 
 static void
@@ -222,6 +247,7 @@ usage_by_customer(FunctionCallInfo fcinfo, bool from_events)
 	int			n = 0;
 
 	groups_init(&g);
+	last_customer = last_external = NULL;
 	r.meter = meter_arg(fcinfo);
 	usage_window_args(fcinfo, &r, 1, 3, 4, 5);
 	r.by_customer = true;
