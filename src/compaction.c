@@ -49,9 +49,15 @@ typedef struct Tally
 {
 	TallyKey	key;
 	int64		entries;
+	bool		written;		/* on the written list */
 } Tally;
 
 static HTAB *tallies = NULL;
+
+/* The tallies the current statement added to: a statement folds what it wrote, only. */
+static Tally **written = NULL;
+static int	nwritten = 0;
+static int	written_cap = 0;
 
 static uint32
 tally_hash(const void *key, Size keysize)
@@ -105,30 +111,45 @@ compaction_note(const char *tenant, const char *environment, const char *meter_i
 		t->key.data = MemoryContextAlloc(TopMemoryContext, key.len);
 		memcpy((char *) t->key.data, buf, key.len);
 		t->entries = 0;
+		t->written = false;
 	}
 	t->entries += entries;
+	if (!t->written)
+	{
+		if (nwritten == written_cap)
+		{
+			written_cap = Max(16, written_cap * 2);
+			written = written ? repalloc(written, sizeof(Tally *) * written_cap)
+				: MemoryContextAlloc(TopMemoryContext, sizeof(Tally *) * written_cap);
+		}
+		written[nwritten++] = t;
+		t->written = true;
+	}
 	pfree(buf);
 }
 
 void
 compaction_run_due(void)
 {
-	HASH_SEQ_STATUS seq;
-	Tally	   *t;
 	int			n = 0;
 	char	  **due;
 
-	if (tallies == NULL)
+	if (nwritten == 0)
 		return;
-	due = palloc(sizeof(char *) * (hash_get_num_entries(tallies) + 1));
-	hash_seq_init(&seq, tallies);
-	while ((t = hash_seq_search(&seq)) != NULL)
+	due = palloc(sizeof(char *) * nwritten);
+	for (int i = 0; i < nwritten; i++)
+	{
+		Tally	   *t = written[i];
+
+		t->written = false;
 		if (t->entries >= meter_compaction_threshold)
 		{
 			t->entries = 0;
 			due[n] = palloc(t->key.len);	/* three strings */
 			memcpy(due[n++], t->key.data, t->key.len);
 		}
+	}
+	nwritten = 0;
 	for (int i = 0; i < n; i++)
 	{
 		const char *tenant = due[i];

@@ -1,5 +1,6 @@
 /*
- * meter.c — module entry point: registers the settings and the caches' invalidation hooks.
+ * meter.c — module entry point: registers the settings, the caches' invalidation hooks and
+ * the statement-end hooks where writers compact.
  */
 #include "postgres.h"
 
@@ -9,6 +10,7 @@
 #include "scope.h"
 #include "seal.h"
 #include "settings.h"
+#include "statement_end.h"
 
 PG_MODULE_MAGIC;
 
@@ -21,4 +23,5 @@ _PG_init(void)
 	scope_define_settings();
 	meter_cache_register();
 	seal_register();
+	statement_end_register();
 }

@@ -10,7 +10,9 @@
  * away from them — or, for MAX, MIN and LATEST, mark their slot for recomputation. What
  * a statement did is appended as one pending row per meter: no row is ever updated in
  * place, so the order in which PostgreSQL fires the triggers of one statement cannot
- * matter and writers never wait for each other. Past a threshold the writer compacts.
+ * matter and writers never wait for each other. Past a threshold the writer compacts, at
+ * the end of its statement (statement_end.c). While meter.restoring is on the trigger
+ * counts nothing: a restore loads events whose usage the dump already holds.
  */
 #include "postgres.h"
 
@@ -27,11 +29,11 @@
 #include "utils/tuplestore.h"
 
 #include "accumulate.h"
-#include "compaction.h"
 #include "event_table.h"
 #include "locks.h"
 #include "meter_cache.h"
 #include "seal.h"
+#include "settings.h"
 #include "track.h"
 
 /* What a trigger call site knows about its table (fn_extra). */
@@ -228,7 +230,11 @@ void
 track_table_rows(Oid relid, int sign)
 {
 	TrackState	state = {0};
-	Relation	rel = relation_open(relid, AccessShareLock);
+	Relation	rel;
+
+	if (meter_restoring)
+		return;
+	rel = relation_open(relid, AccessShareLock);
 
 	event_columns_find(RelationGetDescr(rel), relation_display_name(rel), &state.cols_buf);
 	relation_close(rel, AccessShareLock);
@@ -240,7 +246,6 @@ track_table_rows(Oid relid, int sign)
 	accumulator_flush(state.acc);
 	accumulator_destroy(state.acc);
 	MemoryContextDelete(state.row_context);
-	compaction_run_due();
 }
 
 static void
@@ -290,6 +295,8 @@ meter_track_usage(PG_FUNCTION_ARGS)
 	TrackState	state = {0};
 
 	check_trigger_protocol(fcinfo);
+	if (meter_restoring)
+		return PointerGetDatum(NULL);
 	trig = (TriggerData *) fcinfo->context;
 	rel = trig->tg_relation;
 	desc = RelationGetDescr(rel);
@@ -328,6 +335,5 @@ meter_track_usage(PG_FUNCTION_ARGS)
 	accumulator_flush(state.acc);
 	accumulator_destroy(state.acc);
 	MemoryContextDelete(state.row_context);
-	compaction_run_due();
 	return PointerGetDatum(NULL);
 }

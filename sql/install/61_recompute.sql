@@ -100,8 +100,8 @@ BEGIN
 	RETURN QUERY EXECUTE format($q$
 		WITH r AS (SELECT * FROM (%1$s) r WHERE %2$s),
 		v AS (SELECT CASE WHEN $5 THEN '' ELSE r.c END AS c, CASE WHEN $5 THEN '' ELSE r.x END AS x,
-				CASE WHEN r.ts >= '2000-01-01 00:00:00+00' THEN date_bin('15 minutes', r.ts, '2000-01-01 00:00:00+00')
-					ELSE to_timestamp(floor(extract(epoch FROM r.ts) / 900) * 900) END AS slot, %3$s AS dims, r.ts,
+				r.ts - (mod(mod(extract(epoch FROM r.ts) * 1000000, 900000000) + 900000000, 900000000)::bigint
+					* interval '1 microsecond') AS slot, %3$s AS dims, r.ts,
 				%4$s AS v, %5$s AS u, %6$s AS g
 			FROM r),
 		base AS (SELECT v.c, v.x, v.slot, v.dims, count(*) AS events,
