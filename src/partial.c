@@ -149,7 +149,7 @@ partial_init(Partial *p, MemoryContext cxt)
 bool
 partial_is_empty(const Partial *p)
 {
-	return p->events == 0 && p->n == 0 &&
+	return p->events == 0 && p->n == 0 && p->counted == 0 &&
 		(p->uniques == NULL || p->uniques->members == 0) &&
 		(p->maxima == NULL || p->maxima->members == 0) && p->best.num == NULL;
 }
@@ -216,6 +216,16 @@ partial_unique_add_hashed(Partial *p, const char *key, uint32 hash, int64 refs)
 		uniqueset_delete_item(p->uniques, e);
 		pfree(k);
 	}
+}
+
+void
+partial_add_counted(Partial *p, int64 events, int64 n, int64 distinct)
+{
+	if (!partial_is_empty(p))
+		elog(ERROR, "meter: a stored count goes only into an empty partial state");
+	p->events = events;
+	p->n = n;
+	p->counted = distinct;
 }
 
 void
@@ -312,6 +322,8 @@ partial_combine(Partial *dst, const Partial *src, const Aggregation *agg, int si
 	if (sign < 0 && !partial_invertible(agg))
 		elog(ERROR, "meter: %s cannot take events out of a partial state",
 			 agg_type_names[agg->type]);
+	if (src->counted != 0 || (dst->counted != 0 && !partial_is_empty(src)))
+		elog(ERROR, "meter: a counted partial state cannot be combined");
 	dst->events += sign * src->events;
 	dst->n += sign * src->n;
 	partial_add_sums(dst, src->sum.num, src->sum_vt.num, sign);
@@ -386,7 +398,7 @@ partial_final(const Partial *p, const Aggregation *agg, TimestampTz ws, Timestam
 		case AGG_COUNT:
 			return int64_to_numeric(p->events);
 		case AGG_COUNT_UNIQUE:
-			return int64_to_numeric(p->uniques ? (int64) p->uniques->members : 0);
+			return int64_to_numeric((p->uniques ? (int64) p->uniques->members : 0) + p->counted);
 		case AGG_SUM:
 			return p->n > 0 ? partial_sum(p) : int64_to_numeric(0);
 		case AGG_SUM_WITH_MULTIPLIER:

@@ -88,6 +88,8 @@ typedef struct Partial
 	TimestampTz best_ts;
 	struct uniqueset_hash *uniques;
 	struct maxset_hash *maxima;
+	int64		counted;		/* COUNT_UNIQUE: distinct values of events it holds only as a
+								 * number (a stored count); never combined */
 } Partial;
 
 /* What the parts of a partial state are used for, by aggregation. */
@@ -152,6 +154,9 @@ extern uint32 partial_unique_hash(const char *key);
 extern void partial_unique_add_hashed(Partial *p, const char *key, uint32 hash, int64 refs);
 extern void partial_max_offer(Partial *p, TimestampTz bucket, const char *group, Numeric v);
 extern void partial_best_offer(Partial *p, const Aggregation *agg, Numeric v, TimestampTz ts);
+/* COUNT_UNIQUE: take a period's stored count of events and distinct values, into a
+ * partial state that holds nothing else (usage cells). */
+extern void partial_add_counted(Partial *p, int64 events, int64 n, int64 distinct);
 
 /* Numeric helpers shared by the engine. */
 extern int	num_cmp(Numeric a, Numeric b);

@@ -100,6 +100,20 @@ extern void slotset_decode(bytea *stored, const Aggregation *agg, const char *cu
 extern void slotset_decode_days(bytea *stored, const Aggregation *agg, const char *customer,
 								const char *external_customer, SlotTarget target, void *arg);
 
+/*
+ * The same, offering first each customer's stored counts (COUNT_UNIQUE, compacted rows):
+ * counts(key, end, events, n, distinct, arg) for each UTC hour [key->slot, end) it has
+ * entries in and for its whole day, key->dims being any of its dimension values; when
+ * it returns true the number serves the period and the entries in it are not offered to
+ * target. days: read day totals as slotset_decode_days does when no count was taken.
+ */
+typedef bool (*SlotCountTarget) (const SlotKey *key, TimestampTz end, int64 events, int64 n,
+								 int64 distinct, void *arg);
+extern void slotset_decode_counted(bytea *stored, const Aggregation *agg,
+								   const char *customer, const char *external_customer,
+								   SlotTarget target, SlotCountTarget counts,
+								   BucketRemap remap, void *arg, bool days);
+
 /* The dimension keys a stored set was written with; palloc'd. */
 extern char **slotset_dim_keys(bytea *stored, int *n);
 

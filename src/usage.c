@@ -354,19 +354,13 @@ stored_target(const SlotKey *key, bool mark, void *arg, Partial **into)
 	into[0] = slot_cell((Usage *) arg, key);
 }
 
-/* Does one cell hold the whole UTC day, none of whose slots is read raw? Then the
- * stored day totals serve it. */
+/* Is any slot in [s, e) read from the raw events? */
 static bool
-day_is_whole(const Usage *u, DateADT day)
+raw_within(const Usage *u, TimestampTz s, TimestampTz e)
 {
-	TimestampTz s = (TimestampTz) day * USECS_PER_DAY;
-	TimestampTz e = s + USECS_PER_DAY;
 	int			lo = 0,
 				hi = u->nraw;
 
-	if (AGG_BUCKETED(u->req.meter->agg) || u->ncells == 0 ||
-		s < u->cell_start[0] || e > u->req.end || cell_of(u, s) != cell_of(u, e - 1))
-		return false;
 	/* the first raw slot at or after s must come at or after e */
 	while (lo < hi)
 	{
@@ -377,7 +371,116 @@ day_is_whole(const Usage *u, DateADT day)
 		else
 			hi = mid;
 	}
-	return lo == u->nraw || u->raw_slots[lo] >= e;
+	return lo < u->nraw && u->raw_slots[lo] < e;
+}
+
+/* Does one cell hold the whole UTC day, none of whose slots is read raw? Then the
+ * stored day totals serve it. */
+static bool
+day_is_whole(const Usage *u, DateADT day)
+{
+	TimestampTz s = (TimestampTz) day * USECS_PER_DAY;
+	TimestampTz e = s + USECS_PER_DAY;
+
+	if (AGG_BUCKETED(u->req.meter->agg) || u->ncells == 0 ||
+		s < u->cell_start[0] || e > u->req.end || cell_of(u, s) != cell_of(u, e - 1))
+		return false;
+	return !raw_within(u, s, e);
+}
+
+/* ── Stored counts (COUNT_UNIQUE) ────────────────────────────────────────────────── */
+
+/*
+ * Compacted rows of a COUNT_UNIQUE meter hold, per customer, the number of distinct
+ * values of each UTC hour and of the day. A cell that is exactly such a period takes the
+ * number instead of the values when nothing else adds to it: none of its slots read raw,
+ * no pending entry in it, one stored customer per group in the row, no running total
+ * (reset NEVER) and no grouping finer than the customer (counts span every dimension).
+ */
+static bool
+counts_apply(const UsageRequest *r)
+{
+	return r->meter->agg->type == AGG_COUNT_UNIQUE && !r->meter->reset_never &&
+		(r->group_of == NULL || r->by_customer);
+}
+
+static void
+taint(Usage *u, int g, int cell)
+{
+	if (g >= u->tainted_cap)
+	{
+		int			cap = Max(g + 1, u->tainted_cap * 2);
+
+		u->tainted = u->tainted ? repalloc(u->tainted, sizeof(bool *) * cap) : palloc(sizeof(bool *) * cap);
+		for (int i = u->tainted_cap; i < cap; i++)
+			u->tainted[i] = NULL;
+		u->tainted_cap = cap;
+	}
+	if (u->tainted[g] == NULL)
+		u->tainted[g] = palloc0(sizeof(bool) * Max(u->ncells, 1));
+	u->tainted[g][cell] = true;
+}
+
+static bool
+is_tainted(const Usage *u, int g, int cell)
+{
+	return g < u->tainted_cap && u->tainted[g] != NULL && u->tainted[g][cell];
+}
+
+static bool
+count_target(const SlotKey *key, TimestampTz end, int64 events, int64 n, int64 distinct,
+			 void *arg)
+{
+	Usage	   *u = arg;
+	int			cell = cell_of(u, key->slot);
+	int			g;
+	Partial    *p;
+
+	if (cell < 0 || u->cell_start[cell] != key->slot || u->cell_start[cell + 1] != end ||
+		raw_within(u, key->slot, end))
+		return false;
+	g = group_of(u, key->customer, key->external_customer, key->dims);
+	if (g < 0 || is_tainted(u, g, cell))
+		return false;
+	p = cell_partial(u, g, cell);
+	if (!partial_is_empty(p))
+		return false;
+	partial_add_counted(p, events, n, distinct);
+	return true;
+}
+
+/* A row whose customers map more than one to a group cannot give counts (two customers'
+ * distinct values do not add up). */
+typedef struct PairCount
+{
+	Usage	   *u;
+	const char *customer;
+	const char *external;
+	int			n;
+} PairCount;
+
+static void
+count_pair(const char *customer, const char *external, int64 events, void *arg)
+{
+	PairCount  *c = arg;
+
+	if ((c->customer == NULL || strcmp(customer, c->customer) == 0) &&
+		(c->external == NULL || strcmp(external, c->external) == 0) &&
+		group_of(c->u, customer, external, "") >= 0)
+		c->n++;
+}
+
+static bool
+row_gives_counts(Usage *u, const StoredRow *row, const char *customer, const char *external)
+{
+	PairCount	c = {u, customer, external, 0};
+
+	if (!u->counts_apply)
+		return false;
+	if (u->req.by_customer)
+		return true;			/* a group per customer */
+	slotset_customers(row->data, count_pair, &c);
+	return c.n <= 1;
 }
 
 static void
@@ -387,12 +490,11 @@ stored_visit(const StoredRow *row, void *arg)
 	bool		totals = row->shard == STORE_ALL_CUSTOMERS;
 	const char *customer = totals ? NULL : u->req.customer;
 	const char *external = totals ? NULL : u->req.external_customer;
+	bool		days = day_is_whole(u, row->day);
 
-	if (day_is_whole(u, row->day))
-		slotset_decode_days(row->data, u->req.meter->agg, customer, external, stored_target, u);
-	else
-		slotset_decode(row->data, u->req.meter->agg, customer, external, stored_target,
-					   remap_to_cell, u);
+	slotset_decode_counted(row->data, u->req.meter->agg, customer, external, stored_target,
+						   row_gives_counts(u, row, customer, external) ? count_target : NULL,
+						   days ? NULL : remap_to_cell, u, days);
 }
 
 static bool
@@ -417,6 +519,21 @@ read_stored(Usage *u)
 
 	store_read_pending(&scope, lo, hi, pending_visit, &p);
 	collect_raw_slots(u, p.marked, p.nmarked);
+	entries = slotset_sorted(p.set, &n);
+	u->counts_apply = counts_apply(r);
+	for (int i = 0; u->counts_apply && i < n; i++)
+	{
+		int			g,
+					cell;
+
+		if (!slot_in_range(u, entries[i]->key.slot))
+			continue;
+		g = group_of(u, entries[i]->key.customer, entries[i]->key.external_customer,
+					 entries[i]->key.dims);
+		cell = cell_of(u, entries[i]->key.slot);
+		if (g >= 0 && cell >= 0)
+			taint(u, g, cell);
+	}
 	if (reads_totals(r))
 	{
 		shards[0] = STORE_ALL_CUSTOMERS;
@@ -425,7 +542,6 @@ read_stored(Usage *u)
 	else
 		nshards = store_shards_for(r->customer, r->external_customer, shards);
 	store_read(&scope, shards, nshards, lo, hi, stored_visit, u);
-	entries = slotset_sorted(p.set, &n);
 	for (int i = 0; i < n; i++)
 	{
 		Partial    *into = slot_cell(u, &entries[i]->key);
@@ -624,6 +740,17 @@ usage_history(Usage *u, UsageHistoryVisitor visit, void *arg)
 		for (int i = 0; i < n; i++)
 			visit(before[i]->key.customer, before[i]->key.external_customer,
 				  before[i]->partial.events, arg);
+		if (!slot_aligned(u->cell_start[0]))
+		{
+			/* the start cuts its slot: the events before it in that slot, from raw */
+			RawScan		scan = {0};
+			TimestampTz cut = slot_start(u->cell_start[0]);
+
+			scan.tenant = r->meter->tenant;
+			scan.environment = r->meter->environment;
+			scan.event_name = r->meter->event_name;
+			raw_scan(&scan, &cut, &u->cell_start[0], 1, NULL, history_event, &h);
+		}
 	}
 }
 

@@ -58,6 +58,11 @@ struct Usage
 	int			ngroups;
 	int			groups_cap;
 	Partial  ***cells;
+	/* COUNT_UNIQUE: may cells take stored counts; per group, the cells a pending entry
+	 * adds to (which cannot) */
+	bool		counts_apply;
+	bool	  **tainted;
+	int			tainted_cap;
 	MemoryContext cxt;
 };
 
