@@ -158,6 +158,26 @@ dict_add(StringDict *d, const char *s)
 	return e->index;
 }
 
+/* The same for a string whose hash_bytes hash is known (partial_unique_hash). */
+static int
+dict_add_hashed(StringDict *d, const char *s, uint32 hash)
+{
+	bool		found;
+	DictElem   *e = dicttab_insert_hash(d->index, s, hash, &found);
+
+	if (!found)
+	{
+		if (d->count == d->cap)
+		{
+			d->cap *= 2;
+			d->items = repalloc(d->items, sizeof(char *) * d->cap);
+		}
+		e->index = d->count;
+		d->items[d->count++] = s;
+	}
+	return e->index;
+}
+
 static int
 dict_find(StringDict *d, const char *s)
 {
@@ -201,10 +221,8 @@ put_partial(StringInfo buf, const Partial *p, const Aggregation *agg, TimestampT
 			bool mark, StringDict *strings)
 {
 	uint8		flags = mark ? E_MARK : 0;
-	UniqueEntry **u = NULL;
 	MaxEntry  **m = NULL;
-	int			nu = 0,
-				nm = 0;
+	int			nm = 0;
 
 	if (p->n != p->events)
 		flags |= E_N;
@@ -217,10 +235,7 @@ put_partial(StringInfo buf, const Partial *p, const Aggregation *agg, TimestampT
 	if (p->best.num != NULL)
 		flags |= E_BEST;
 	if (p->uniques != NULL && p->uniques->members > 0)
-	{
 		flags |= E_UNIQUES;
-		u = partial_uniques_sorted(p, &nu);
-	}
 	if (p->maxima != NULL && p->maxima->members > 0)
 	{
 		flags |= E_MAXIMA;
@@ -251,11 +266,16 @@ put_partial(StringInfo buf, const Partial *p, const Aggregation *agg, TimestampT
 	}
 	if (flags & E_UNIQUES)
 	{
-		put_varint(buf, nu);
-		for (int i = 0; i < nu; i++)
+		uniqueset_iterator it;
+		UniqueEntry *e;
+
+		/* in the set's own order: readers need no order, and sorting costs */
+		put_varint(buf, p->uniques->members);
+		uniqueset_start_iterate(p->uniques, &it);
+		while ((e = uniqueset_iterate(p->uniques, &it)) != NULL)
 		{
-			put_varint(buf, dict_find(strings, u[i]->key));
-			put_signed(buf, u[i]->refs);
+			put_varint(buf, dict_add_hashed(strings, e->key, e->hash));
+			put_signed(buf, e->refs);
 		}
 	}
 	if (flags & E_MAXIMA)
@@ -275,12 +295,12 @@ collect_strings(const Partial *p, StringDict *strings)
 {
 	if (p->uniques != NULL)
 	{
-		int			n;
-		UniqueEntry **u = partial_uniques_sorted(p, &n);
+		uniqueset_iterator it;
+		UniqueEntry *e;
 
-		for (int i = 0; i < n; i++)
-			dict_add(strings, u[i]->key);
-		pfree(u);
+		uniqueset_start_iterate(p->uniques, &it);
+		while ((e = uniqueset_iterate(p->uniques, &it)) != NULL)
+			dict_add_hashed(strings, e->key, e->hash);
 	}
 	if (p->maxima != NULL)
 	{
@@ -339,48 +359,90 @@ put_day_totals(StringInfo out, SlotEntry **entries, int n, const Aggregation *ag
 	*ntotals = k;
 }
 
+/* A set of borrowed strings with their known hashes: counting distinct values. */
+typedef struct KeyElem
+{
+	const char *key;
+	uint32		hash;
+	char		status;
+} KeyElem;
+
+#define SH_PREFIX keyset
+#define SH_ELEMENT_TYPE KeyElem
+#define SH_KEY_TYPE const char *
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) hash_bytes((const unsigned char *) (k), (int) strlen(k))
+#define SH_EQUAL(tb, x, y) (strcmp((x), (y)) == 0)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
 static void
-put_count(StringInfo out, int period, const Partial *p)
+keyset_add_uniques(struct keyset_hash *set, const Partial *p)
+{
+	uniqueset_iterator it;
+	UniqueEntry *e;
+	bool		found;
+
+	if (p->uniques == NULL)
+		return;
+	uniqueset_start_iterate(p->uniques, &it);
+	while ((e = uniqueset_iterate(p->uniques, &it)) != NULL)
+		(void) keyset_insert_hash(set, e->key, e->hash, &found);
+}
+
+static void
+put_count(StringInfo out, int period, int64 events, int64 n, uint64 distinct)
 {
 	put_varint(out, period);
-	put_signed(out, p->events);
-	put_signed(out, p->n);
-	put_varint(out, p->uniques ? p->uniques->members : 0);
+	put_signed(out, events);
+	put_signed(out, n);
+	put_varint(out, distinct);
 }
 
 /* COUNT_UNIQUE: how many distinct values one customer's entries (one day, every
  * dimension value) hold per UTC hour and in the day, so that a reader whose cell is
- * exactly that hour or day takes the number instead of the identities. */
+ * exactly that hour or day takes the number instead of the values. */
 static void
-put_counts(StringInfo out, SlotEntry **entries, int n, const Aggregation *agg)
+put_counts(StringInfo out, SlotEntry **entries, int n)
 {
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "meter counts",
-											  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(cxt);
 	TimestampTz day = (TimestampTz) slot_day(entries[0]->key.slot) * USECS_PER_DAY;
-	Partial		whole;
+	struct keyset_hash *hour = keyset_create(CurrentMemoryContext, 256, NULL);
+	struct keyset_hash *whole = keyset_create(CurrentMemoryContext, 256, NULL);
+	int64		day_events = 0,
+				day_n = 0;
 	StringInfoData list;
 	int			k = 0;
 
 	initStringInfo(&list);
-	partial_init(&whole, cxt);
 	for (int i = 0; i < n;)
 	{
-		int			hour = (int) ((entries[i]->key.slot - day) / USECS_PER_HOUR);
-		Partial		p;
+		int64		h = (entries[i]->key.slot - day) / USECS_PER_HOUR;
+		int64		events = 0,
+					vn = 0;
 
-		partial_init(&p, cxt);
-		for (; i < n && (entries[i]->key.slot - day) / USECS_PER_HOUR == hour; i++)
-			partial_combine(&p, &entries[i]->partial, agg, 1, NULL, NULL);
-		put_count(&list, hour, &p);
-		partial_combine(&whole, &p, agg, 1, NULL, NULL);
+		keyset_reset(hour);
+		for (; i < n && (entries[i]->key.slot - day) / USECS_PER_HOUR == h; i++)
+		{
+			events += entries[i]->partial.events;
+			vn += entries[i]->partial.n;
+			keyset_add_uniques(hour, &entries[i]->partial);
+			keyset_add_uniques(whole, &entries[i]->partial);
+		}
+		put_count(&list, (int) h, events, vn, hour->members);
+		day_events += events;
+		day_n += vn;
 		k++;
 	}
-	put_count(&list, COUNT_DAY, &whole);
-	MemoryContextSwitchTo(old);
+	put_count(&list, COUNT_DAY, day_events, day_n, whole->members);
 	put_varint(out, k + 1);
 	appendBinaryStringInfo(out, list.data, list.len);
-	MemoryContextDelete(cxt);
+	pfree(list.data);
+	keyset_destroy(hour);
+	keyset_destroy(whole);
 }
 
 bytea *
@@ -454,7 +516,7 @@ slotset_encode(SlotEntry **entries, int n, const Aggregation *agg, int ndim_keys
 		if (day_summaries && i - first > 1)
 			put_day_totals(&totals, entries + first, i - first, agg, &dims, &strings, &ntotals);
 		if (day_summaries && agg->type == AGG_COUNT_UNIQUE)
-			put_counts(&counts, entries + first, i - first, agg);
+			put_counts(&counts, entries + first, i - first);
 		put_string(&buf, k->customer);
 		put_string(&buf, k->external_customer);
 		put_varint(&buf, i - first);
