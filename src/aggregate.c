@@ -106,7 +106,8 @@ static void
 add_row(FunctionCallInfo fcinfo, AggregateState *st)
 {
 	const Aggregation *agg = st->agg;
-	Jsonb	   *properties = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
+	/* COUNT reads nothing of the event: do not even detoast it */
+	Jsonb	   *properties = PG_ARGISNULL(2) || agg->type == AGG_COUNT ? NULL : PG_GETARG_JSONB_P(2);
 	bool		timed = !PG_ARGISNULL(3);
 	TimestampTz ts = timed ? PG_GETARG_TIMESTAMPTZ(3) : 0;
 	EventValue	ev;

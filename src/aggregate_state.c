@@ -78,7 +78,7 @@ state_new_empty(MemoryContext home)
 
 	st = MemoryContextAllocZero(home, sizeof(AggregateState));
 	EOH_init_header(&st->hdr, &state_methods, home);
-	partial_init(&st->partial, home);
+	partial_init_additive(&st->partial, home);
 	return st;
 }
 
@@ -106,8 +106,11 @@ state_create(MemoryContext home, const struct varlena *agg_bytes)
 bool
 state_same_aggregation(const AggregateState *st, const struct varlena *agg_bytes)
 {
-	/* meter.aggregation's stored form is canonical: its = compares bytes */
-	return canonical_equal(PointerGetDatum(st->agg_bytes), PointerGetDatum(agg_bytes));
+	/* meter.aggregation's stored form is canonical: its = compares bytes (the same
+	 * bytes with the same header, the usual case, are checked first: once per row) */
+	return (VARSIZE_ANY(st->agg_bytes) == VARSIZE_ANY(agg_bytes) &&
+			memcmp(st->agg_bytes, agg_bytes, VARSIZE_ANY(agg_bytes)) == 0) ||
+		canonical_equal(PointerGetDatum(st->agg_bytes), PointerGetDatum(agg_bytes));
 }
 
 /* ── Reading a state from outside: what a state of each aggregation may hold ───────── */
@@ -279,14 +282,6 @@ state_read_done(AggregateState *st, int code)
 		state_invalid(code, "There cannot be more unique values than values.");
 	if (AGG_HAS_SUM(agg->type) && (p->sum.num == NULL || (agg->type == AGG_WEIGHTED_SUM) != (p->sum_vt.num != NULL)))
 		elog(ERROR, "meter aggregate state: a sum was not read");
-
-	/*
-	 * The forms do not say how many values of each scale Σv holds (partial.h): say they
-	 * all have Σv's own, the greatest of theirs, so that Σv keeps its digits when
-	 * combined with other states.
-	 */
-	if (AGG_HAS_SUM(agg->type) && p->n > 0)
-		partial_set_scale(&st->partial, num_scale(p->sum.num), p->n);
 }
 
 /* ── Flat and binary form ────────────────────────────────────────────────────────── */

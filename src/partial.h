@@ -88,6 +88,7 @@ typedef struct Partial
 	TimestampTz best_ts;
 	struct uniqueset_hash *uniques;
 	struct maxset_hash *maxima;
+	bool		additive;		/* partial_init_additive: no removals, no scale counts */
 } Partial;
 
 /* What the parts of a partial state are used for, by aggregation. */
@@ -101,6 +102,13 @@ typedef struct Partial
 extern bool partial_invertible(const Aggregation *agg);
 
 extern void partial_init(Partial *p, MemoryContext cxt);
+
+/*
+ * A partial state that events are only ever added to (meter.aggregate): it keeps no
+ * per-scale counts, which only removals need (Σv then always has the scale of the
+ * values in it), and refuses removals.
+ */
+extern void partial_init_additive(Partial *p, MemoryContext cxt);
 
 /* No event left in it (and nothing else either). */
 extern bool partial_is_empty(const Partial *p);
