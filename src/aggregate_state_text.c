@@ -18,7 +18,6 @@
 
 #include "aggregate_state.h"
 #include "json_input.h"
-#include "number.h"
 
 static void
 append_numeric(StringInfo buf, Numeric n)
