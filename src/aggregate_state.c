@@ -138,12 +138,20 @@ state_check_number(Numeric n, int code)
 extern Datum meter_aggregation_in(PG_FUNCTION_ARGS);
 
 /*
- * The last aggregation validated, by its JSON text, and its stored form: a parallel
- * aggregate's leader reads one state per group and worker, all of one aggregation.
+ * The last aggregations validated, by their JSON text, and their stored forms: a
+ * parallel aggregate's leader reads one state per group and worker, all of one
+ * aggregation; a text round trip reads it from the binary and the text form in turn.
  */
+#define VALIDATED_KEPT 4
+typedef struct ValidatedAggregation
+{
+	char	   *json;			/* NULL: empty */
+	struct varlena *bytes;
+} ValidatedAggregation;
+
 static MemoryContext validated_context = NULL;
-static char *validated_json = NULL;
-static struct varlena *validated_bytes = NULL;
+static ValidatedAggregation validated[VALIDATED_KEPT];
+static int	validated_next = 0;
 
 /* The stored form of an aggregation's JSON text; its errors become the state's. */
 static struct varlena *
@@ -151,9 +159,11 @@ validated_aggregation(const char *json, int code)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	struct varlena *volatile bytes = NULL;
+	ValidatedAggregation *v;
 
-	if (validated_json != NULL && strcmp(validated_json, json) == 0)
-		return validated_bytes;
+	for (int i = 0; i < VALIDATED_KEPT; i++)
+		if (validated[i].json != NULL && strcmp(validated[i].json, json) == 0)
+			return validated[i].bytes;
 	PG_TRY();
 	{
 		bytes = (struct varlena *) DatumGetPointer(DirectFunctionCall1(meter_aggregation_in,
@@ -176,14 +186,20 @@ validated_aggregation(const char *json, int code)
 
 	if (validated_context == NULL)
 		validated_context = AllocSetContextCreate(TopMemoryContext,
-												  "meter aggregate state: last aggregation",
+												  "meter aggregate state: aggregations validated",
 												  ALLOCSET_SMALL_SIZES);
-	validated_json = NULL;
-	MemoryContextReset(validated_context);
-	validated_bytes = MemoryContextAlloc(validated_context, VARSIZE_ANY(bytes));
-	memcpy(validated_bytes, bytes, VARSIZE_ANY(bytes));
-	validated_json = MemoryContextStrdup(validated_context, json);
-	return validated_bytes;
+	v = &validated[validated_next];
+	validated_next = (validated_next + 1) % VALIDATED_KEPT;
+	if (v->json != NULL)
+	{
+		pfree(v->json);
+		pfree(v->bytes);
+		v->json = NULL;
+	}
+	v->bytes = MemoryContextAlloc(validated_context, VARSIZE_ANY(bytes));
+	memcpy(v->bytes, bytes, VARSIZE_ANY(bytes));
+	v->json = MemoryContextStrdup(validated_context, json);
+	return v->bytes;
 }
 
 void
