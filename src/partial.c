@@ -146,6 +146,13 @@ partial_init(Partial *p, MemoryContext cxt)
 	p->cxt = cxt;
 }
 
+void
+partial_init_additive(Partial *p, MemoryContext cxt)
+{
+	partial_init(p, cxt);
+	p->additive = true;
+}
+
 bool
 partial_is_empty(const Partial *p)
 {
@@ -159,6 +166,8 @@ partial_set_scale(Partial *p, int32 scale, int64 count)
 {
 	int			i;
 
+	if (p->additive)
+		return;
 	for (i = 0; i < p->nscales; i++)
 		if (p->scales[i].scale == scale)
 			break;
@@ -280,7 +289,7 @@ partial_add_sums(Partial *p, Numeric sum, Numeric sum_vt, int sign)
 void
 partial_add_event(Partial *p, const Aggregation *agg, int sign, const EventValue *ev)
 {
-	if (sign < 0 && !partial_invertible(agg))
+	if (sign < 0 && (!partial_invertible(agg) || p->additive))
 		elog(ERROR, "meter: %s cannot take an event out of a partial state",
 			 agg_type_names[agg->type]);
 	p->events += sign;
@@ -304,7 +313,8 @@ partial_add_event(Partial *p, const Aggregation *agg, int sign, const EventValue
 	if (AGG_HAS_SUM(agg->type))
 	{
 		numbuf_add(p->cxt, &p->sum, ev->value, sign);
-		partial_set_scale(p, num_scale(ev->value), sign);
+		if (!p->additive)
+			partial_set_scale(p, num_scale(ev->value), sign);
 		if (agg->type == AGG_WEIGHTED_SUM)
 			numbuf_add(p->cxt, &p->sum_vt,
 					   numeric_mul_opt_error(ev->value, epoch_numeric(ev->ts), NULL), sign);
@@ -319,7 +329,7 @@ void
 partial_combine(Partial *dst, const Partial *src, const Aggregation *agg, int sign,
 				BucketRemap remap, void *arg)
 {
-	if (sign < 0 && !partial_invertible(agg))
+	if (sign < 0 && (!partial_invertible(agg) || dst->additive))
 		elog(ERROR, "meter: %s cannot take events out of a partial state",
 			 agg_type_names[agg->type]);
 	if (src->counted != 0 || (dst->counted != 0 && !partial_is_empty(src)))

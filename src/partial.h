@@ -90,6 +90,7 @@ typedef struct Partial
 	struct maxset_hash *maxima;
 	int64		counted;		/* COUNT_UNIQUE: distinct values of events it holds only as a
 								 * number (a stored count); never combined */
+	bool		additive;		/* partial_init_additive: no removals, no scale counts */
 } Partial;
 
 /* What the parts of a partial state are used for, by aggregation. */
@@ -103,6 +104,13 @@ typedef struct Partial
 extern bool partial_invertible(const Aggregation *agg);
 
 extern void partial_init(Partial *p, MemoryContext cxt);
+
+/*
+ * A partial state that events are only ever added to (meter.aggregate): it keeps no
+ * per-scale counts, which only removals need (Σv then always has the scale of the
+ * values in it), and refuses removals.
+ */
+extern void partial_init_additive(Partial *p, MemoryContext cxt);
 
 /* No event left in it (and nothing else either). */
 extern bool partial_is_empty(const Partial *p);
