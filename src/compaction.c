@@ -556,7 +556,7 @@ compaction_run(const char *tenant, const char *environment, const char *meter_id
 	if (f.meter == NULL)
 	{
 		/* The meter row is gone: so is everything it had pending. */
-		store_forget(&f.scope, DATEVAL_NOBEGIN);
+		store_forget(&f.scope, DATEVAL_NOBEGIN, f.snap);
 		UnregisterSnapshot(f.snap);
 		return 0;
 	}

@@ -14,6 +14,7 @@
 #include "utils/datum.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "accumulate.h"
 #include "compaction.h"
@@ -103,19 +104,26 @@ recompute_meter(const MeterDef *m)
 	TimestampTz lo,
 				hi = DT_NOEND;
 	MeterScan	s = {m, NULL, 0};
+	Snapshot	snap;
 
+	/*
+	 * The lock waits for the tenant's writers; what they committed meanwhile is after the
+	 * statement's snapshot: forget and read in one taken now.
+	 */
 	tenant_lock_exclusive(m->tenant);
+	snap = RegisterSnapshot(GetLatestSnapshot());
 	lo = seal_of(m->tenant, m->environment);
 	s.acc = accumulator_create();
 	if (lo != DT_NOBEGIN)
 		keep_sealed_part_of_day(m, lo, s.acc);
-	store_forget(&scope, lo == DT_NOBEGIN ? DATEVAL_NOBEGIN : slot_day(lo));
+	store_forget(&scope, lo == DT_NOBEGIN ? DATEVAL_NOBEGIN : slot_day(lo), snap);
 	raw.tenant = m->tenant;
 	raw.environment = m->environment;
 	raw.event_name = m->event_name;
 	raw.source = InvalidOid;
 	raw.ordered = true;
-	raw_scan(&raw, &lo, &hi, 1, NULL, recompute_event, &s);
+	raw_scan(&raw, &lo, &hi, 1, snap, recompute_event, &s);
+	UnregisterSnapshot(snap);
 	accumulator_flush(s.acc);
 	accumulator_destroy(s.acc);
 	(void) compaction_run(m->tenant, m->environment, m->id, true);
@@ -126,9 +134,12 @@ void
 recompute_forget(const char *tenant, const char *environment, const char *meter_id)
 {
 	MeterScope	scope = {tenant, environment, meter_id};
+	Snapshot	snap;
 
 	tenant_lock_exclusive(tenant);
-	store_forget(&scope, DATEVAL_NOBEGIN);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	store_forget(&scope, DATEVAL_NOBEGIN, snap);
+	UnregisterSnapshot(snap);
 }
 
 /* ── The meter-change trigger ────────────────────────────────────────────────────── */

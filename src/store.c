@@ -408,14 +408,14 @@ store_put(const MeterScope *m, StoredRow *rows, int n, Snapshot snap)
 }
 
 void
-store_forget(const MeterScope *m, DateADT from_day)
+store_forget(const MeterScope *m, DateADT from_day, Snapshot snap)
 {
 	Datum		args[4];
 
 	connect();
 	scope_args(m, args);
 	args[3] = DateADTGetDatum(from_day);
-	run(&forget_plan, args, NULL, NULL, false, SPI_OK_DELETE);
+	run(&forget_plan, args, NULL, snap, false, SPI_OK_DELETE);
 	SPI_finish();
 }
 

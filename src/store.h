@@ -98,7 +98,7 @@ extern void store_fetch(const MeterScope *m, StoredRow *keys, int n, Snapshot sn
 extern void store_put(const MeterScope *m, StoredRow *rows, int n, Snapshot snap);
 
 /* Delete a meter's stored rows (pending and compacted) of days >= from_day. */
-extern void store_forget(const MeterScope *m, DateADT from_day);
+extern void store_forget(const MeterScope *m, DateADT from_day, Snapshot snap);
 
 /* Usage reads, in the active snapshot: a meter's compacted rows of the given shards and
  * days in [day_lo, day_hi], and its pending rows overlapping those days. */
