@@ -45,13 +45,19 @@ SELECT * FROM meter.ingest((SELECT jsonb_agg(jsonb_build_object('event_id', 'evt
 	'event_name', 'api.request', 'external_customer_id', 'cus_globex')) FROM generate_series(1, 5) g));
 
 \echo
-\echo '== 3. Rollups: kept exact by the trigger, in the same transaction'
-SELECT meter_id, count(*) AS buckets, sum(events) AS events, sum(sum) AS sum, max(max) AS max
-FROM meter.rollups GROUP BY meter_id ORDER BY meter_id;
+\echo '== 3. Stored usage: kept exact by the trigger, in the same transaction'
+\echo 'Each statement appended one pending row per meter; compaction folds them:'
+SELECT meter_id, count(*) AS pending_rows, sum(entries) AS partial_states
+FROM meter.pending GROUP BY meter_id ORDER BY meter_id;
+SELECT meter.compact() AS pending_rows_folded;
+\echo 'Per meter: the 15-minute partial states now stored (all customers together):'
+SELECT m.id AS meter_id, count(*) AS slots, sum(s.events) AS events, sum(s.sum) AS sum, max(s.best) AS best
+FROM meter.meters m CROSS JOIN LATERAL meter.stored_slots(m.id, true) s
+GROUP BY m.id ORDER BY m.id;
 \echo 'Why does an event count, or not?'
 SELECT meter.explain_match('tokens_gpt4o', 'llm.tokens', '{"model":"gpt-5","tokens":10}') AS why;
 SELECT meter.explain_match('tokens_gpt4o', 'llm.tokens', '{"model":"gpt-4o","tokens":"ten"}') AS why;
-\echo 'Rollups against a recomputation from the raw events (empty = exact):'
+\echo 'Stored usage against a recomputation from the raw events in plain SQL (empty = exact):'
 SELECT * FROM meter.verify();
 
 \echo
@@ -66,6 +72,9 @@ ORDER BY 1, 2, 3;
 SELECT window_start, window_end, value FROM meter.usage_from_events('tokens_gpt4o',
 	'2024-03-09 05:00Z', '2024-03-11 05:00Z', external_customer_id => 'cus_globex',
 	window_size => 'DAY', timezone => 'America/New_York');
+\echo 'The invoice run: every customer of a meter in one call (SPEC §8):'
+SELECT customer_id, external_customer_id, window_start, value
+FROM meter.usage_by_customer('tokens_gpt4o', '2024-03-01', '2024-04-01', 'MONTH');
 \echo 'Ad-hoc SQL with the meter.aggregate aggregate, by customer:'
 SELECT e.external_customer_id, meter.aggregate(m.aggregation, e.properties, e."timestamp") AS o1_tokens_billed
 FROM meter.events e JOIN meter.meters m ON m.id = 'tokens_o1'

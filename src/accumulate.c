@@ -32,6 +32,7 @@ typedef struct MeterAcc
 	Filters    *filters;
 	const char **dim_keys;
 	SlotSet    *set;
+	SlotSet    *late;			/* sealed skips: events per (customer, slot) */
 } MeterAcc;
 
 struct Accumulator
@@ -39,6 +40,8 @@ struct Accumulator
 	MemoryContext meters_cxt;	/* definitions: live as long as the accumulator */
 	MemoryContext entries_cxt;	/* entries: reset at every flush */
 	HTAB	   *meters;
+	Size		bytes;			/* entries' memory, as last measured */
+	uint32		checks;
 };
 
 Accumulator *
@@ -100,6 +103,8 @@ meter_acc(Accumulator *acc, const char *id, const void *meter, DefinitionCopier 
 	{
 		if (m->set == NULL)
 			m->set = slotset_create(acc->entries_cxt);
+		if (m->late == NULL)
+			m->late = slotset_create(acc->entries_cxt);
 		return m;
 	}
 	old = MemoryContextSwitchTo(acc->meters_cxt);
@@ -111,10 +116,20 @@ meter_acc(Accumulator *acc, const char *id, const void *meter, DefinitionCopier 
 		m->dim_keys[i] = m->filters->keys[i].key;
 	MemoryContextSwitchTo(old);
 	m->set = slotset_create(acc->entries_cxt);
+	m->late = slotset_create(acc->entries_cxt);
 	return m;
 }
 
 static void add_event(Accumulator *acc, MeterAcc *m, const EventRow *row, int sign);
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y;
+}
 
 void
 accumulator_add(Accumulator *acc, const CompiledMeter *meter, const EventRow *row, int sign)
@@ -126,6 +141,40 @@ void
 accumulator_add_def(Accumulator *acc, const MeterDef *meter, const EventRow *row, int sign)
 {
 	add_event(acc, meter_acc(acc, meter->id, meter, copy_def, row), row, sign);
+}
+
+void
+accumulator_put(Accumulator *acc, const MeterDef *meter, SlotSet *set)
+{
+	int			n;
+	SlotEntry **entries = slotset_sorted(set, &n);
+	EventRow	row = {0};
+	MeterAcc   *m;
+	MemoryContext old;
+
+	if (n == 0)
+		return;
+	row.tenant = meter->tenant;
+	row.environment = meter->environment;
+	m = meter_acc(acc, meter->id, meter, copy_def, &row);
+	old = MemoryContextSwitchTo(acc->entries_cxt);
+	for (int i = 0; i < n; i++)
+		partial_combine(&slotset_entry(m->set, &entries[i]->key)->partial, &entries[i]->partial,
+						m->agg, 1, NULL, NULL);
+	MemoryContextSwitchTo(old);
+}
+
+void
+accumulator_add_late(Accumulator *acc, const CompiledMeter *meter, const EventRow *row)
+{
+	MeterAcc   *m = meter_acc(acc, meter->id, meter, copy_compiled, row);
+	SlotKey		key;
+
+	key.customer = row->customer;
+	key.external_customer = row->external_customer;
+	key.slot = slot_start(row->timestamp);
+	key.dims = "";
+	slotset_entry(m->late, &key)->partial.events++;
 }
 
 static void
@@ -156,7 +205,36 @@ add_event(Accumulator *acc, MeterAcc *m, const EventRow *row, int sign)
 bool
 accumulator_full(Accumulator *acc)
 {
-	return MemoryContextMemAllocated(acc->entries_cxt, true) > ACCUMULATE_MEMORY;
+	/* Checked per row: the sets' own tally, not a walk over the memory contexts. */
+	if (++acc->checks % 1024 == 0)
+		acc->bytes = MemoryContextMemAllocated(acc->entries_cxt, true);
+	return acc->bytes > ACCUMULATE_MEMORY;
+}
+
+/* The (shard, day) rows sorted entries fold into, as store tags; palloc'd. */
+static int64 *
+row_tags(SlotEntry **entries, int n, int *ntags)
+{
+	int64	   *tags = palloc(sizeof(int64) * (n + 1));
+	int			k = 0;
+	int16		shard = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		const SlotKey *key = &entries[i]->key;
+
+		/* Entries come grouped by customer: one shard per group. */
+		if (i == 0 || key->customer != entries[i - 1]->key.customer ||
+			key->external_customer != entries[i - 1]->key.external_customer)
+			shard = store_shard(key->customer, key->external_customer);
+		tags[k++] = store_row_tag(shard, slot_day(key->slot));
+	}
+	qsort(tags, k, sizeof(int64), cmp_int64);
+	*ntags = 0;
+	for (int i = 0; i < k; i++)
+		if (*ntags == 0 || tags[*ntags - 1] != tags[i])
+			tags[(*ntags)++] = tags[i];
+	return tags;
 }
 
 void
@@ -171,6 +249,8 @@ accumulator_flush(Accumulator *acc)
 	while ((m = hash_seq_search(&seq)) != NULL)
 	{
 		int			n;
+		int			ntags;
+		int64	   *tags;
 		SlotEntry **entries;
 		TimestampTz lo = PG_INT64_MAX,
 					hi = PG_INT64_MIN;
@@ -184,6 +264,7 @@ accumulator_flush(Accumulator *acc)
 			lo = Min(lo, entries[i]->key.slot);
 			hi = Max(hi, entries[i]->key.slot);
 		}
+		tags = row_tags(entries, n, &ntags);
 		r = &rows[nrows++];
 		r->tenant = m->tenant;
 		r->environment = m->environment;
@@ -191,15 +272,32 @@ accumulator_flush(Accumulator *acc)
 		r->first_day = slot_day(lo);
 		r->last_day = slot_day(hi);
 		r->entries = n;
-		r->data = slotset_encode(entries, n, m->agg, m->filters->nkeys, m->dim_keys);
+		r->data = slotset_encode(entries, n, m->agg, m->filters->nkeys, m->dim_keys, tags, ntags, false);
 	}
 	store_append_pending(rows, nrows);
 	for (int i = 0; i < nrows; i++)
 		compaction_note(rows[i].tenant, rows[i].environment, rows[i].meter_id, rows[i].entries);
 
+	/* Sealed skips (rare): one row per meter, customer and slot. */
+	hash_seq_init(&seq, acc->meters);
+	while ((m = hash_seq_search(&seq)) != NULL)
+		if (m->late != NULL && slotset_count(m->late) > 0)
+		{
+			int			n;
+			SlotEntry **late = slotset_sorted(m->late, &n);
+
+			for (int i = 0; i < n; i++)
+				store_append_sealed_skip(m->tenant, m->environment, m->id, &late[i]->key,
+										 late[i]->partial.events);
+		}
+
 	/* Start empty: the entries go, the definitions stay. */
 	hash_seq_init(&seq, acc->meters);
 	while ((m = hash_seq_search(&seq)) != NULL)
+	{
 		m->set = NULL;
+		m->late = NULL;
+	}
 	MemoryContextReset(acc->entries_cxt);
+	acc->bytes = 0;
 }

@@ -29,6 +29,15 @@ struct MeterDef;
 extern void accumulator_add_def(Accumulator *acc, const struct MeterDef *meter,
 								const EventRow *row, int sign);
 
+/* Entries of a slot set (partial states read back from stored rows) into a meter's
+ * pending entries, as they are. */
+struct SlotSet;
+extern void accumulator_put(Accumulator *acc, const struct MeterDef *meter, struct SlotSet *set);
+
+/* An event of sealed time that a meter matched: stored, not counted, tallied as a
+ * sealed skip (meter.skipped). */
+extern void accumulator_add_late(Accumulator *acc, const CompiledMeter *meter, const EventRow *row);
+
 /* True when the accumulator holds more than ACCUMULATE_MEMORY. */
 extern bool accumulator_full(Accumulator *acc);
 

@@ -3,108 +3,27 @@
  * period_end]) → numeric (SPEC §8): a meter's aggregation as an SQL aggregate, usable in
  * any GROUP BY, parallel safe through a combine function.
  *
- * Exact numeric throughout. The state (aggregate_state.c) is an expanded object updated
- * in place; per row the transition function compares the aggregation's bytes with the
- * ones it saw last, reads the field with jsonb_get_field (no allocation for JSON numbers)
- * and adds with numeric_add into a buffer the state reuses. Every choice between equal
- * candidates (LATEST ties, 2 vs 2.0) is made by a total order, so that the answer never
- * depends on row order, parallel workers or the order partial states are combined in.
+ * The maths is the engine's (partial.h), as for the tracking trigger and the usage
+ * functions: a row is an event (event_value.h says what it gives the aggregation), the
+ * transition adds it to the state's partial state, the combine function combines two
+ * of them and the final function takes the value of the group's. This file keeps the
+ * rules of the SQL aggregate: one aggregation and one period per group, the period of
+ * WEIGHTED_SUM, rows without a timestamp. The state (aggregate_state.c) is an expanded
+ * object updated in place, its numbers kept in buffers the partial state reuses.
  */
 #include "postgres.h"
 
 #include "utils/builtins.h"
-#include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
-#include "aggregate.h"
 #include "aggregate_state.h"
 #include "aggregation.h"
-#include "number.h"
-
-/* ── Time ────────────────────────────────────────────────────────────────────────── */
-
-static int64
-floor_div(int64 a, int64 b)
-{
-	int64		q = a / b;
-
-	if (a % b != 0 && ((a < 0) != (b < 0)))
-		q--;
-	return q;
-}
-
-TimestampTz
-aggregate_bucket_start(TimestampTz ts, WindowSize size)
-{
-	int64		width = 0;
-	int64		origin = 0;
-	TimestampTz start;
-
-	if (TIMESTAMP_NOT_FINITE(ts))
-		return ts;
-	switch (size)
-	{
-		case WINDOW_MINUTE:
-			width = USECS_PER_MINUTE;
-			break;
-		case WINDOW_15MIN:
-			width = 15 * USECS_PER_MINUTE;
-			break;
-		case WINDOW_30MIN:
-			width = 30 * USECS_PER_MINUTE;
-			break;
-		case WINDOW_HOUR:
-			width = USECS_PER_HOUR;
-			break;
-		case WINDOW_3HOUR:
-			width = 3 * USECS_PER_HOUR;
-			break;
-		case WINDOW_6HOUR:
-			width = 6 * USECS_PER_HOUR;
-			break;
-		case WINDOW_12HOUR:
-			width = 12 * USECS_PER_HOUR;
-			break;
-		case WINDOW_DAY:
-			width = USECS_PER_DAY;
-			break;
-		case WINDOW_WEEK:
-			/* The PostgreSQL epoch 2000-01-01 is a Saturday; 2000-01-03 a Monday. */
-			width = 7 * USECS_PER_DAY;
-			origin = 2 * USECS_PER_DAY;
-			break;
-		case WINDOW_MONTH:
-			{
-				int			y,
-							m,
-							d;
-
-				j2date((int) floor_div(ts, USECS_PER_DAY) + POSTGRES_EPOCH_JDATE, &y, &m, &d);
-				start = (int64) (date2j(y, m, 1) - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY;
-				return Max(start, MIN_TIMESTAMP);
-			}
-		case WINDOW_NONE:
-			return ts;
-	}
-	start = origin + floor_div(ts - origin, width) * width;
-	return Max(start, MIN_TIMESTAMP);
-}
-
-/* Epoch seconds as numeric with 6 decimals: exactly extract(epoch from ts). */
-static Numeric
-epoch_numeric(TimestampTz ts)
-{
-	Timestamp	epoch = SetEpochTimestamp();
-
-	if (ts < PG_INT64_MAX + epoch)
-		return int64_div_fast_to_numeric(ts - epoch, 6);
-	return DatumGetNumeric(DirectFunctionCall2(extract_timestamptz,
-											   PointerGetDatum(cstring_to_text("epoch")),
-											   TimestampTzGetDatum(ts)));
-}
+#include "buckets.h"
+#include "event_value.h"
+#include "partial.h"
 
 static char *
 timestamp_text(TimestampTz ts)
@@ -112,139 +31,18 @@ timestamp_text(TimestampTz ts)
 	return DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(ts)));
 }
 
-/* ── Numbers ─────────────────────────────────────────────────────────────────────── */
-
-static Numeric
-num_copy(Numeric n)
-{
-	Numeric		c = palloc(VARSIZE(n));
-
-	memcpy(c, n, VARSIZE(n));
-	return c;
-}
-
-static int
-num_cmp(Numeric a, Numeric b)
-{
-	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a), NumericGetDatum(b)));
-}
-
-static int32
-num_scale(Numeric n)
-{
-	return DatumGetInt32(DirectFunctionCall1(numeric_scale, NumericGetDatum(n)));
-}
-
-/*
- * Does v replace cur as the greatest (want_max) or smallest value? Numerically equal
- * values written differently (2 and 2.0) are ordered by their decimal places, the one
- * with more winning either way, so the kept text never depends on row order.
- */
-static bool
-replaces(Numeric v, Numeric cur, bool want_max)
-{
-	int			c = num_cmp(v, cur);
-
-	if (c != 0)
-		return want_max ? c > 0 : c < 0;
-	return num_scale(v) > num_scale(cur);
-}
-
-static void
-add_to(AggregateState *st, NumBuf *b, Numeric v)
-{
-	state_numbuf_set(st, b, numeric_add_opt_error(b->num, v, NULL));
-}
-
-/* MAX, MIN, LATEST (unbucketed): offer a candidate. */
-static void
-offer_best(AggregateState *st, Numeric v, TimestampTz ts)
-{
-	bool		take;
-
-	if (st->best.num == NULL)
-		take = true;
-	else if (st->type == AGG_LATEST)
-		take = ts > st->best_ts || (ts == st->best_ts && replaces(v, st->best.num, true));
-	else
-		take = replaces(v, st->best.num, st->type == AGG_MAX);
-	if (take)
-	{
-		state_numbuf_set(st, &st->best, v);
-		st->best_ts = ts;
-	}
-}
-
-/* Bucketed MAX: offer a candidate for the bucket starting at key. */
-static void
-offer_bucket(AggregateState *st, TimestampTz key, Numeric v)
-{
-	BucketEntry *e = state_bucket(st, key);
-
-	if (e->value.num == NULL || replaces(v, e->value.num, true))
-		state_numbuf_set(st, &e->value, v);
-}
-
 /* ── The aggregation of a group ──────────────────────────────────────────────────── */
 
-static bool
-same_aggregation(const AggregateState *st, AggType type, const char *field,
-				 Numeric multiplier, WindowSize bucket_size)
-{
-	if (st->type != type || st->bucket_size != bucket_size)
-		return false;
-	if ((st->field == NULL) != (field == NULL) ||
-		(field != NULL && strcmp(st->field, field) != 0))
-		return false;
-	if ((st->multiplier == NULL) != (multiplier == NULL) ||
-		(multiplier != NULL && num_cmp(st->multiplier, multiplier) != 0))
-		return false;
-	return true;
-}
-
 static void pg_attribute_noreturn()
-different_aggregations(const AggregateState *st, AggType type, const char *field,
-					   Numeric multiplier, WindowSize bucket_size)
+different_aggregations(const AggregateState *st, const struct varlena *other)
 {
-	StringInfoData a,
-				b;
-
-	initStringInfo(&a);
-	initStringInfo(&b);
-	aggregation_append_json(&a, st->type, st->field, st->multiplier, st->bucket_size);
-	aggregation_append_json(&b, type, field, multiplier, bucket_size);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("aggregation must be the same for every row of a group"),
-			 errdetail("The group aggregates %s, but a row has %s.", a.data, b.data),
+			 errdetail("The group aggregates %s, but a row has %s.",
+					   aggregation_to_cstring(st->agg),
+					   aggregation_to_cstring(aggregation_unpack((struct varlena *) other))),
 			 errhint("Group by the meter (or its aggregation) so that each group has one aggregation.")));
-}
-
-static bool
-same_bytes(const struct varlena *a, const struct varlena *b)
-{
-	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
-		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
-}
-
-static void
-remember_aggregation(AggregateState *st, const struct varlena *bytes)
-{
-	if (st->agg_seen != NULL)
-		pfree(st->agg_seen);
-	st->agg_seen = MemoryContextAlloc(st->hdr.eoh_context, VARSIZE_ANY(bytes));
-	memcpy(st->agg_seen, bytes, VARSIZE_ANY(bytes));
-}
-
-/* A row's aggregation differs in bytes from the last one seen: compare by meaning. */
-static void
-check_row_aggregation(AggregateState *st, struct varlena *bytes)
-{
-	Aggregation *agg = aggregation_unpack(bytes);
-
-	if (!same_aggregation(st, agg->type, agg->field, agg->multiplier, agg->bucket_size))
-		different_aggregations(st, agg->type, agg->field, agg->multiplier, agg->bucket_size);
-	remember_aggregation(st, bytes);
 }
 
 static void pg_attribute_noreturn()
@@ -303,69 +101,35 @@ check_period(FunctionCallInfo fcinfo, AggregateState *st, bool with_period)
 
 /* ── Transition ──────────────────────────────────────────────────────────────────── */
 
-/* The usable value of the row's field, or NULL. */
-static Numeric
-row_value(FunctionCallInfo fcinfo, AggregateState *st)
-{
-	JsonbValue	v;
-
-	if (PG_ARGISNULL(2))
-		return NULL;
-	if (!jsonb_get_field(PG_GETARG_JSONB_P(2), st->field, st->fieldlen, &v))
-		return NULL;
-	return jsonb_value_numeric(&v);
-}
-
-/* Take a usable value v of a row at ts. */
+/* Add the row (properties, timestamp: arguments 2 and 3) to the state. */
 static void
-take_value(AggregateState *st, Numeric v, TimestampTz ts)
+add_row(FunctionCallInfo fcinfo, AggregateState *st)
 {
-	switch (st->type)
+	const Aggregation *agg = st->agg;
+	/* COUNT reads nothing of the event: do not even detoast it */
+	Jsonb	   *properties = PG_ARGISNULL(2) || agg->type == AGG_COUNT ? NULL : PG_GETARG_JSONB_P(2);
+	bool		timed = !PG_ARGISNULL(3);
+	TimestampTz ts = timed ? PG_GETARG_TIMESTAMPTZ(3) : 0;
+	EventValue	ev;
+
+	event_value_fill(agg, properties, ts, 0, &ev);
+	if (ev.value != NULL &&
+		(agg->type == AGG_LATEST || agg->type == AGG_WEIGHTED_SUM || AGG_BUCKETED(agg)))
 	{
-		case AGG_SUM:
-		case AGG_AVG:
-		case AGG_SUM_WITH_MULTIPLIER:
-			add_to(st, &st->sum, v);
-			break;
-		case AGG_WEIGHTED_SUM:
-			if (TIMESTAMP_NOT_FINITE(ts))
-				ereport(ERROR,
-						(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-						 errmsg("timestamp out of range"),
-						 errdetail("WEIGHTED_SUM weighs each value by its place in the period; %s has none.",
-								   timestamp_text(ts)),
-						 errhint("Aggregate only events inside the period.")));
-			add_to(st, &st->sum, v);
-			add_to(st, &st->sum_vt, numeric_mul_opt_error(v, epoch_numeric(ts), NULL));
-			break;
-		case AGG_MAX:
-			if (STATE_BUCKETED(st))
-				offer_bucket(st, aggregate_bucket_start(ts, st->bucket_size), v);
-			else
-				offer_best(st, v, ts);
-			break;
-		case AGG_MIN:
-		case AGG_LATEST:
-			offer_best(st, v, ts);
-			break;
-		case AGG_COUNT:
-		case AGG_COUNT_UNIQUE:
-			break;
+		/* A value without a timestamp has no place in time: skipped where time matters. */
+		if (!timed)
+			ev.value = NULL;
+		else if (agg->type == AGG_WEIGHTED_SUM && TIMESTAMP_NOT_FINITE(ts))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+					 errmsg("timestamp out of range"),
+					 errdetail("WEIGHTED_SUM weighs each value by its place in the period; %s has none.",
+							   timestamp_text(ts)),
+					 errhint("Aggregate only events inside the period.")));
+		else if (AGG_BUCKETED(agg))
+			ev.bucket = bucket_start_utc(ts, agg->bucket_size);
 	}
-}
-
-/* A new state for the group's first row. */
-static AggregateState *
-start_state(MemoryContext home, struct varlena *aggbytes, bool with_period)
-{
-	Aggregation *agg = aggregation_unpack(aggbytes);
-	AggregateState *st;
-
-	if (agg->type == AGG_WEIGHTED_SUM && !with_period)
-		weighted_sum_needs_period();
-	st = state_create(home, agg);
-	remember_aggregation(st, aggbytes);
-	return st;
+	partial_add_event(&st->partial, agg, 1, &ev);
 }
 
 static Datum
@@ -393,7 +157,12 @@ aggregate_transition(FunctionCallInfo fcinfo, bool with_period)
 		MemoryContext home = flat_result ? CurrentMemoryContext : state_home(aggcontext);
 
 		if (PG_ARGISNULL(0))
-			st = start_state(home, aggbytes, with_period);
+		{
+			/* the group's first row */
+			st = state_create(home, aggbytes);
+			if (st->agg->type == AGG_WEIGHTED_SUM && !with_period)
+				weighted_sum_needs_period();
+		}
 		else
 		{
 			st = state_from_datum(PG_GETARG_DATUM(0), home);
@@ -403,39 +172,12 @@ aggregate_transition(FunctionCallInfo fcinfo, bool with_period)
 	}
 	/* else the usual case: our read-write state, updated in place */
 
-	if (st->agg_seen == NULL || !same_bytes(st->agg_seen, aggbytes))
-		check_row_aggregation(st, aggbytes);
+	if (!state_same_aggregation(st, aggbytes))
+		different_aggregations(st, aggbytes);
 	state_touch(st);
-	if (st->type == AGG_WEIGHTED_SUM)
+	if (st->agg->type == AGG_WEIGHTED_SUM)
 		check_period(fcinfo, st, with_period);
-	st->rows++;
-
-	if (st->type == AGG_COUNT_UNIQUE)
-	{
-		if (!PG_ARGISNULL(2))
-		{
-			char	   *text = properties_unique_text(PG_GETARG_JSONB_P(2), st->field);
-
-			if (text != NULL)
-			{
-				st->values++;
-				state_unique_add(st, text);
-			}
-		}
-	}
-	else if (st->type != AGG_COUNT)
-	{
-		Numeric		v = row_value(fcinfo, st);
-		bool		needs_time = st->type == AGG_LATEST || st->type == AGG_WEIGHTED_SUM ||
-			STATE_BUCKETED(st);
-
-		/* A value without a timestamp has no place in time: skipped where time matters. */
-		if (v != NULL && !(needs_time && PG_ARGISNULL(3)))
-		{
-			st->values++;
-			take_value(st, v, PG_ARGISNULL(3) ? 0 : PG_GETARG_TIMESTAMPTZ(3));
-		}
-	}
+	add_row(fcinfo, st);
 
 	if (flat_result)
 		PG_RETURN_POINTER(state_flatten(st));
@@ -474,8 +216,8 @@ meter_aggregate_period_transfn(PG_FUNCTION_ARGS)
 static void
 merge_states(AggregateState *dst, AggregateState *src)
 {
-	if (!same_aggregation(dst, src->type, src->field, src->multiplier, src->bucket_size))
-		different_aggregations(dst, src->type, src->field, src->multiplier, src->bucket_size);
+	if (!state_same_aggregation(dst, src->agg_bytes))
+		different_aggregations(dst, src->agg_bytes);
 	if (dst->has_period != src->has_period ||
 		(dst->has_period && (dst->period_start != src->period_start ||
 							 dst->period_end != src->period_end)))
@@ -485,30 +227,7 @@ merge_states(AggregateState *dst, AggregateState *src)
 				 errdetail("Two partial states of one group weigh over different periods."),
 				 errhint("Group by the period so that each group has one period.")));
 	state_touch(dst);
-	dst->rows += src->rows;
-	dst->values += src->values;
-	if (STATE_HAS_SUM(dst->type))
-		add_to(dst, &dst->sum, src->sum.num);
-	if (dst->type == AGG_WEIGHTED_SUM)
-		add_to(dst, &dst->sum_vt, src->sum_vt.num);
-	if (src->best.num != NULL)
-		offer_best(dst, src->best.num, src->best_ts);
-	if (dst->type == AGG_COUNT_UNIQUE)
-	{
-		int			n;
-		char	  **keys = state_uniques_sorted(src, &n);
-
-		for (int i = 0; i < n; i++)
-			state_unique_add(dst, keys[i]);
-	}
-	if (STATE_BUCKETED(dst))
-	{
-		int			n;
-		BucketEntry **b = state_buckets_sorted(src, &n);
-
-		for (int i = 0; i < n; i++)
-			offer_bucket(dst, b[i]->key, b[i]->value.num);
-	}
+	partial_combine(&dst->partial, &src->partial, dst->agg, 1, NULL, NULL);
 }
 
 /*
@@ -565,70 +284,23 @@ meter_aggregate_combine(PG_FUNCTION_ARGS)
 }
 
 /*
- * meter.aggregate_final(state) → numeric: the aggregate's result (SPEC §8 table). With
+ * meter.aggregate_final(state) → numeric: the aggregate's result, the value of the
+ * group's partial state (SPEC §8 table; WEIGHTED_SUM over the group's period). With
  * rows but no usable value: COUNT → the count; SUM, SUM_WITH_MULTIPLIER, WEIGHTED_SUM,
- * COUNT_UNIQUE → 0; AVG, MAX, MIN, LATEST → NULL. AVG divides like avg(numeric).
+ * COUNT_UNIQUE → 0; AVG, MAX, MIN, LATEST → NULL. No rows: NULL, like SQL's sum().
  */
 PG_FUNCTION_INFO_V1(meter_aggregate_final);
 Datum
 meter_aggregate_final(PG_FUNCTION_ARGS)
 {
 	AggregateState *st = state_from_datum(PG_GETARG_DATUM(0), CurrentMemoryContext);
+	Numeric		result;
+	bool		isnull;
 
-	if (st->rows == 0)
+	if (st->partial.events == 0)
 		PG_RETURN_NULL();
-	switch (st->type)
-	{
-		case AGG_COUNT:
-			PG_RETURN_NUMERIC(int64_to_numeric(st->rows));
-		case AGG_COUNT_UNIQUE:
-			PG_RETURN_NUMERIC(int64_to_numeric(st->uniques ? (int64) st->uniques->members : 0));
-		case AGG_SUM:
-			if (st->values == 0)
-				PG_RETURN_NUMERIC(int64_to_numeric(0));
-			PG_RETURN_NUMERIC(num_copy(st->sum.num));
-		case AGG_AVG:
-			if (st->values == 0)
-				PG_RETURN_NULL();
-			PG_RETURN_NUMERIC(numeric_div_opt_error(st->sum.num, int64_to_numeric(st->values), NULL));
-		case AGG_SUM_WITH_MULTIPLIER:
-			if (st->values == 0)
-				PG_RETURN_NUMERIC(int64_to_numeric(0));
-			PG_RETURN_NUMERIC(numeric_mul_opt_error(st->sum.num, st->multiplier, NULL));
-		case AGG_WEIGHTED_SUM:
-			{
-				Numeric		s,
-							e;
-
-				if (st->values == 0)
-					PG_RETURN_NUMERIC(int64_to_numeric(0));
-				s = epoch_numeric(st->period_start);
-				e = epoch_numeric(st->period_end);
-				/* (E·Σv − Σ v·t) / (E − S) */
-				PG_RETURN_NUMERIC(numeric_div_opt_error(
-														numeric_sub_opt_error(numeric_mul_opt_error(e, st->sum.num, NULL),
-																			  st->sum_vt.num, NULL),
-														numeric_sub_opt_error(e, s, NULL), NULL));
-			}
-		case AGG_MAX:
-			if (STATE_BUCKETED(st))
-			{
-				int			n;
-				BucketEntry **b = state_buckets_sorted(st, &n);
-				Numeric		total = int64_to_numeric(0);
-
-				if (st->values == 0)
-					PG_RETURN_NULL();
-				for (int i = 0; i < n; i++)
-					total = numeric_add_opt_error(total, b[i]->value.num, NULL);
-				PG_RETURN_NUMERIC(total);
-			}
-			/* FALLTHROUGH */
-		case AGG_MIN:
-		case AGG_LATEST:
-			if (st->best.num == NULL)
-				PG_RETURN_NULL();
-			PG_RETURN_NUMERIC(num_copy(st->best.num));
-	}
-	PG_RETURN_NULL();
+	result = partial_final(&st->partial, st->agg, st->period_start, st->period_end, &isnull);
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_NUMERIC(result);
 }

@@ -4,50 +4,27 @@
  * In memory the state is an expanded object (utils/expandeddatum.h) that lives in a
  * context under the aggregate's context (see state_home): the transition function
  * updates it in place and nodeAgg keeps it without copying. It is flattened only when
- * it leaves the aggregate (a parallel worker's partial result, a stored value).
+ * it leaves the aggregate (a parallel worker's partial result, a stored value). The
+ * maths is the engine's (partial.h); this file only holds, checks and writes states.
  *
- * This file: the expanded object, what a state of each aggregation may hold, and the
- * flat/binary form — a version byte, then fields in network byte order; the flat
- * varlena holds exactly the bytes that send/receive exchange. The text form is in
- * aggregate_state_text.c. Every input path validates: a bad state is an error, never a
- * crash.
+ * This file: the expanded object, reading a state from outside (what a state of each
+ * aggregation may hold), and the flat/binary form — a version byte, then fields in
+ * network byte order; the flat varlena holds exactly the bytes that send/receive
+ * exchange. The text form is in aggregate_state_text.c. Every input path validates: a
+ * bad state is an error, never a crash.
  */
 #include "postgres.h"
 
-#include "common/hashfn.h"
 #include "libpq/pqformat.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
-#include "utils/jsonb.h"
 #include "utils/memutils.h"
 
-#include "aggregate.h"
 #include "aggregate_state.h"
-#include "number.h"
-
-#define SH_PREFIX stateunique
-#define SH_ELEMENT_TYPE StateUniqueEntry
-#define SH_KEY_TYPE char *
-#define SH_KEY key
-#define SH_HASH_KEY(tb, k) hash_bytes((const unsigned char *) (k), strlen(k))
-#define SH_EQUAL(tb, a, b) (strcmp((a), (b)) == 0)
-#define SH_STORE_HASH
-#define SH_GET_HASH(tb, a) ((a)->hash)
-#define SH_SCOPE extern
-#define SH_DEFINE
-#include "lib/simplehash.h"
-
-#define SH_PREFIX bucketset
-#define SH_ELEMENT_TYPE BucketEntry
-#define SH_KEY_TYPE TimestampTz
-#define SH_KEY key
-#define SH_HASH_KEY(tb, k) murmurhash32((uint32) ((uint64) (k) ^ ((uint64) (k) >> 32)))
-#define SH_EQUAL(tb, a, b) ((a) == (b))
-#define SH_SCOPE extern
-#define SH_DEFINE
-#include "lib/simplehash.h"
+#include "buckets.h"
+#include "json_input.h"
 
 static Size state_get_flat_size(ExpandedObjectHeader *eohptr);
 static void state_flatten_into(ExpandedObjectHeader *eohptr, void *result, Size allocated_size);
@@ -94,7 +71,6 @@ state_writable(Datum d, MemoryContext aggcontext)
 	return (AggregateState *) eoh;
 }
 
-/* An empty state (no aggregation yet), allocated in home. */
 AggregateState *
 state_new_empty(MemoryContext home)
 {
@@ -102,145 +78,43 @@ state_new_empty(MemoryContext home)
 
 	st = MemoryContextAllocZero(home, sizeof(AggregateState));
 	EOH_init_header(&st->hdr, &state_methods, home);
-	st->bucket_size = WINDOW_NONE;
+	partial_init_additive(&st->partial, home);
 	return st;
 }
 
 void
-state_numbuf_set(AggregateState *st, NumBuf *b, Numeric src)
+state_set_aggregation(AggregateState *st, const struct varlena *agg_bytes)
 {
-	Size		len = VARSIZE(src);
+	MemoryContext old = MemoryContextSwitchTo(st->hdr.eoh_context);
+	struct varlena *copy = palloc(VARSIZE_ANY(agg_bytes));
 
-	if (b->num == src)
-		return;
-	if (b->num == NULL || b->cap < len)
-	{
-		if (b->num != NULL)
-			pfree(b->num);
-		b->cap = MAXALIGN(len + 8);
-		b->num = MemoryContextAlloc(st->hdr.eoh_context, b->cap);
-	}
-	memcpy(b->num, src, len);
-}
-
-/* Zero, the starting value of every sum. */
-static void
-numbuf_zero(AggregateState *st, NumBuf *b)
-{
-	state_numbuf_set(st, b, int64_to_numeric(0));
+	memcpy(copy, agg_bytes, VARSIZE_ANY(agg_bytes));
+	st->agg_bytes = copy;
+	st->agg = aggregation_unpack(copy);
+	MemoryContextSwitchTo(old);
 }
 
 AggregateState *
-state_create(MemoryContext home, const Aggregation *agg)
+state_create(MemoryContext home, const struct varlena *agg_bytes)
 {
 	AggregateState *st = state_new_empty(home);
-	MemoryContext ctx = st->hdr.eoh_context;
 
-	st->type = agg->type;
-	st->bucket_size = agg->bucket_size;
-	if (agg->field != NULL)
-	{
-		st->field = MemoryContextStrdup(ctx, agg->field);
-		st->fieldlen = strlen(agg->field);
-	}
-	if (agg->multiplier != NULL)
-	{
-		st->multiplier = MemoryContextAlloc(ctx, VARSIZE(agg->multiplier));
-		memcpy(st->multiplier, agg->multiplier, VARSIZE(agg->multiplier));
-	}
-	if (STATE_HAS_SUM(st->type))
-		numbuf_zero(st, &st->sum);
-	if (st->type == AGG_WEIGHTED_SUM)
-		numbuf_zero(st, &st->sum_vt);
+	state_set_aggregation(st, agg_bytes);
 	return st;
 }
 
-void
-state_unique_add(AggregateState *st, const char *text)
+bool
+state_same_aggregation(const AggregateState *st, const struct varlena *agg_bytes)
 {
-	bool		found;
-	StateUniqueEntry *e;
-
-	if (st->uniques == NULL)
-		st->uniques = stateunique_create(st->hdr.eoh_context, 16, NULL);
-	e = stateunique_insert(st->uniques, (char *) text, &found);
-	if (!found)
-		e->key = MemoryContextStrdup(st->hdr.eoh_context, text);
+	/* meter.aggregation's stored form is canonical: its = compares bytes (the same
+	 * bytes with the same header, the usual case, are checked first: once per row) */
+	return (VARSIZE_ANY(st->agg_bytes) == VARSIZE_ANY(agg_bytes) &&
+			memcmp(st->agg_bytes, agg_bytes, VARSIZE_ANY(agg_bytes)) == 0) ||
+		canonical_equal(PointerGetDatum(st->agg_bytes), PointerGetDatum(agg_bytes));
 }
 
-BucketEntry *
-state_bucket(AggregateState *st, TimestampTz key)
-{
-	bool		found;
-	BucketEntry *e;
+/* ── Reading a state from outside: what a state of each aggregation may hold ───────── */
 
-	if (st->buckets == NULL)
-		st->buckets = bucketset_create(st->hdr.eoh_context, 16, NULL);
-	e = bucketset_insert(st->buckets, key, &found);
-	if (!found)
-	{
-		e->value.num = NULL;
-		e->value.cap = 0;
-	}
-	return e;
-}
-
-static int
-cmp_bucket_ptr(const void *a, const void *b)
-{
-	TimestampTz ka = (*(BucketEntry *const *) a)->key;
-	TimestampTz kb = (*(BucketEntry *const *) b)->key;
-
-	return ka < kb ? -1 : ka > kb ? 1 : 0;
-}
-
-BucketEntry **
-state_buckets_sorted(const AggregateState *st, int *n)
-{
-	BucketEntry **out;
-	bucketset_iterator it;
-	BucketEntry *e;
-	int			i = 0;
-
-	*n = st->buckets ? (int) st->buckets->members : 0;
-	out = palloc(sizeof(BucketEntry *) * (*n + 1));
-	if (st->buckets == NULL)
-		return out;
-	bucketset_start_iterate(st->buckets, &it);
-	while ((e = bucketset_iterate(st->buckets, &it)) != NULL)
-		out[i++] = e;
-	qsort(out, i, sizeof(BucketEntry *), cmp_bucket_ptr);
-	return out;
-}
-
-static int
-cmp_string_ptr(const void *a, const void *b)
-{
-	return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-char	  **
-state_uniques_sorted(const AggregateState *st, int *n)
-{
-	char	  **out;
-	stateunique_iterator it;
-	StateUniqueEntry *e;
-	int			i = 0;
-
-	*n = st->uniques ? (int) st->uniques->members : 0;
-	out = palloc(sizeof(char *) * (*n + 1));
-	if (st->uniques == NULL)
-		return out;
-	stateunique_start_iterate(st->uniques, &it);
-	while ((e = stateunique_iterate(st->uniques, &it)) != NULL)
-		out[i++] = e->key;
-	qsort(out, i, sizeof(char *), cmp_string_ptr);
-	return out;
-}
-
-/* ── Consistency: what a state of each aggregation may hold ────────────────────────── */
-
-/* Report a bad state read from outside (text or binary input). */
 void
 state_invalid(int code, const char *detail)
 {
@@ -252,53 +126,6 @@ state_invalid(int code, const char *detail)
 					 STATE_EXAMPLE)));
 }
 
-/* The aggregation part must follow meter.aggregation's rules (SPEC §2). */
-void
-state_check_aggregation(const AggregateState *st, int code)
-{
-	if (st->type != AGG_COUNT && st->field == NULL)
-		state_invalid(code, "Every aggregation type but COUNT needs a field.");
-	if (st->field != NULL && st->fieldlen == 0)
-		state_invalid(code, "The field must not be empty.");
-	if ((st->type == AGG_SUM_WITH_MULTIPLIER) != (st->multiplier != NULL))
-		state_invalid(code, "A multiplier goes with SUM_WITH_MULTIPLIER, and only with it.");
-	if (st->multiplier != NULL &&
-		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(st->multiplier),
-										  NumericGetDatum(int64_to_numeric(0)))) <= 0)
-		state_invalid(code, "The multiplier must be greater than 0.");
-	if (st->bucket_size != WINDOW_NONE && st->type != AGG_MAX && st->type != AGG_SUM)
-		state_invalid(code, "A bucket_size goes with MAX or SUM only.");
-}
-
-/* The tallies must fit the aggregation. */
-void
-state_check_tallies(const AggregateState *st, int code)
-{
-	if (st->rows < 0 || st->values < 0 || st->values > st->rows)
-		state_invalid(code, "The counts must satisfy 0 <= values <= rows.");
-	if ((st->type == AGG_WEIGHTED_SUM) != st->has_period)
-		state_invalid(code, "A period goes with WEIGHTED_SUM, and only with it.");
-	if (st->has_period &&
-		(TIMESTAMP_NOT_FINITE(st->period_start) || TIMESTAMP_NOT_FINITE(st->period_end) ||
-		 st->period_end <= st->period_start))
-		state_invalid(code, "The period must be finite with its end after its start.");
-	if (st->has_period && (!IS_VALID_TIMESTAMP(st->period_start) || !IS_VALID_TIMESTAMP(st->period_end)))
-		state_invalid(code, "The period is out of the range of timestamptz.");
-	if (st->type == AGG_LATEST && st->best.num != NULL &&
-		!TIMESTAMP_NOT_FINITE(st->best_ts) && !IS_VALID_TIMESTAMP(st->best_ts))
-		state_invalid(code, "The timestamp is out of the range of timestamptz.");
-	if (STATE_HAS_BEST(st) && (st->best.num != NULL) != (st->values > 0))
-		state_invalid(code, "A value is present exactly when values > 0.");
-	if (STATE_BUCKETED(st) && st->buckets != NULL && st->buckets->members > 0 && st->values == 0)
-		state_invalid(code, "Buckets are present only when values > 0.");
-	if (STATE_BUCKETED(st) && st->values > 0 && (st->buckets == NULL || st->buckets->members == 0))
-		state_invalid(code, "A state with values > 0 has at least one bucket.");
-	if (st->type == AGG_COUNT_UNIQUE && st->uniques != NULL &&
-		(int64) st->uniques->members > st->values)
-		state_invalid(code, "There cannot be more unique values than values.");
-}
-
-/* A numeric read from outside: finite numbers only. */
 Numeric
 state_check_number(Numeric n, int code)
 {
@@ -307,12 +134,170 @@ state_check_number(Numeric n, int code)
 	return n;
 }
 
-void
-state_check_bucket_key(TimestampTz key, WindowSize size, int code)
+/* meter.aggregation's text input (aggregation.c): the one place its rules are checked. */
+extern Datum meter_aggregation_in(PG_FUNCTION_ARGS);
+
+/*
+ * The last aggregations validated, by their JSON text, and their stored forms: a
+ * parallel aggregate's leader reads one state per group and worker, all of one
+ * aggregation; a text round trip reads it from the binary and the text form in turn.
+ */
+#define VALIDATED_KEPT 4
+typedef struct ValidatedAggregation
 {
-	if (!TIMESTAMP_NOT_FINITE(key) &&
-		(!IS_VALID_TIMESTAMP(key) || aggregate_bucket_start(key, size) != key))
+	char	   *json;			/* NULL: empty */
+	struct varlena *bytes;
+} ValidatedAggregation;
+
+static MemoryContext validated_context = NULL;
+static ValidatedAggregation validated[VALIDATED_KEPT];
+static int	validated_next = 0;
+
+/* The stored form of an aggregation's JSON text; its errors become the state's. */
+static struct varlena *
+validated_aggregation(const char *json, int code)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	struct varlena *volatile bytes = NULL;
+	ValidatedAggregation *v;
+
+	for (int i = 0; i < VALIDATED_KEPT; i++)
+		if (validated[i].json != NULL && strcmp(validated[i].json, json) == 0)
+			return validated[i].bytes;
+	PG_TRY();
+	{
+		bytes = (struct varlena *) DatumGetPointer(DirectFunctionCall1(meter_aggregation_in,
+																	   CStringGetDatum(pstrdup(json))));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		/* only meter.aggregation's verdicts on the value; anything else goes on */
+		if (ERRCODE_TO_CATEGORY(e->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			PG_RE_THROW();
+		FlushErrorState();
+		state_invalid(code, psprintf("The aggregation is not valid: %s.%s%s", e->message,
+									 e->detail ? " " : "", e->detail ? e->detail : ""));
+	}
+	PG_END_TRY();
+
+	if (validated_context == NULL)
+		validated_context = AllocSetContextCreate(TopMemoryContext,
+												  "meter aggregate state: aggregations validated",
+												  ALLOCSET_SMALL_SIZES);
+	v = &validated[validated_next];
+	validated_next = (validated_next + 1) % VALIDATED_KEPT;
+	if (v->json != NULL)
+	{
+		pfree(v->json);
+		pfree(v->bytes);
+		v->json = NULL;
+	}
+	v->bytes = MemoryContextAlloc(validated_context, VARSIZE_ANY(bytes));
+	memcpy(v->bytes, bytes, VARSIZE_ANY(bytes));
+	v->json = MemoryContextStrdup(validated_context, json);
+	return v->bytes;
+}
+
+void
+state_read_aggregation(AggregateState *st, const char *json, int code)
+{
+	state_set_aggregation(st, validated_aggregation(json, code));
+}
+
+void
+state_read_counts(AggregateState *st, int64 rows, int64 values, int code)
+{
+	if (rows < 0 || values < 0 || values > rows)
+		state_invalid(code, "The counts must satisfy 0 <= values <= rows.");
+	if (st->agg->type == AGG_COUNT && values != 0)
+		state_invalid(code, "A COUNT state has values 0: COUNT reads no value.");
+	st->partial.events = rows;
+	st->partial.n = st->agg->type == AGG_COUNT ? rows : values;
+}
+
+void
+state_read_period(AggregateState *st, TimestampTz start, TimestampTz end)
+{
+	st->has_period = true;
+	st->period_start = start;
+	st->period_end = end;
+}
+
+void
+state_read_sum(AggregateState *st, Numeric sum, Numeric sum_vt, int code)
+{
+	if (sum != NULL)
+		state_check_number(sum, code);
+	if (sum_vt != NULL)
+		state_check_number(sum_vt, code);
+	partial_add_sums(&st->partial, sum, sum_vt, 1);
+}
+
+void
+state_read_best(AggregateState *st, Numeric value, TimestampTz ts, int code)
+{
+	if (!AGG_HAS_BEST(st->agg))
+		state_invalid(code, "Only MAX, MIN and LATEST hold a value.");
+	partial_best_offer(&st->partial, st->agg, state_check_number(value, code), ts);
+}
+
+void
+state_read_unique(AggregateState *st, const char *value, int code)
+{
+	if (st->partial.uniques != NULL && uniqueset_lookup(st->partial.uniques, (char *) value) != NULL)
+		state_invalid(code, psprintf("The unique value \"%s\" is listed twice.", value));
+	partial_unique_add(&st->partial, value, 1);
+}
+
+void
+state_read_bucket(AggregateState *st, TimestampTz start, const char *group, Numeric value,
+				  int code)
+{
+	MaxKey		key = {start, group};
+
+	if (!TIMESTAMP_NOT_FINITE(start) &&
+		(!IS_VALID_TIMESTAMP(start) || bucket_start_utc(start, st->agg->bucket_size) != start))
 		state_invalid(code, "A bucket key must be the start of a bucket of the aggregation's bucket_size.");
+	if (group != NULL && st->agg->group_by == NULL)
+		state_invalid(code, "Only an aggregation with group_by has groups in its buckets.");
+	if (st->partial.maxima != NULL && maxset_lookup(st->partial.maxima, key) != NULL)
+		state_invalid(code, "A bucket is listed twice.");
+	partial_max_offer(&st->partial, start, group, state_check_number(value, code));
+}
+
+void
+state_read_done(AggregateState *st, int code)
+{
+	const Aggregation *agg = st->agg;
+	const Partial *p = &st->partial;
+	int64		values = state_values(st);
+	bool		has_maxima = p->maxima != NULL && p->maxima->members > 0;
+
+	if ((agg->type == AGG_WEIGHTED_SUM) != st->has_period)
+		state_invalid(code, "A period goes with WEIGHTED_SUM, and only with it.");
+	if (st->has_period &&
+		(TIMESTAMP_NOT_FINITE(st->period_start) || TIMESTAMP_NOT_FINITE(st->period_end) ||
+		 st->period_end <= st->period_start))
+		state_invalid(code, "The period must be finite with its end after its start.");
+	if (st->has_period && (!IS_VALID_TIMESTAMP(st->period_start) || !IS_VALID_TIMESTAMP(st->period_end)))
+		state_invalid(code, "The period is out of the range of timestamptz.");
+	if (agg->type == AGG_LATEST && p->best.num != NULL &&
+		!TIMESTAMP_NOT_FINITE(p->best_ts) && !IS_VALID_TIMESTAMP(p->best_ts))
+		state_invalid(code, "The timestamp is out of the range of timestamptz.");
+	if (AGG_HAS_BEST(agg) && (p->best.num != NULL) != (values > 0))
+		state_invalid(code, "A value is present exactly when values > 0.");
+	if (AGG_BUCKETED(agg) && has_maxima && values == 0)
+		state_invalid(code, "Buckets are present only when values > 0.");
+	if (AGG_BUCKETED(agg) && values > 0 && !has_maxima)
+		state_invalid(code, "A state with values > 0 has at least one bucket.");
+	if (agg->type == AGG_COUNT_UNIQUE && p->uniques != NULL && (int64) p->uniques->members > values)
+		state_invalid(code, "There cannot be more unique values than values.");
+	if (AGG_HAS_SUM(agg->type) && (p->sum.num == NULL || (agg->type == AGG_WEIGHTED_SUM) != (p->sum_vt.num != NULL)))
+		elog(ERROR, "meter aggregate state: a sum was not read");
 }
 
 /* ── Flat and binary form ────────────────────────────────────────────────────────── */
@@ -336,80 +321,112 @@ recv_numeric(StringInfo buf)
 	return state_check_number(n, ERRCODE_INVALID_BINARY_REPRESENTATION);
 }
 
-/* A multiplier as meter.aggregation stores it: canonical, 1.50 is 1.5. */
-Numeric
-state_canonical_multiplier(Numeric m)
+/* A string: int32 length (-1: none), then its bytes. */
+static void
+send_string(StringInfo buf, const char *s)
 {
-	return DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(number_canonical(m)),
-											   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	int			len = s ? (int) strlen(s) : -1;
+
+	pq_sendint32(buf, len);
+	if (s != NULL)
+		pq_sendbytes(buf, s, len);
+}
+
+/* A string written by send_string, NULL for none; what names it in errors ("field"). */
+static char *
+recv_string(StringInfo buf, const char *what)
+{
+	const int	code = ERRCODE_INVALID_BINARY_REPRESENTATION;
+	int			len = pq_getmsgint(buf, 4);
+	char	   *s;
+
+	if (len < -1 || len > buf->len - buf->cursor)
+		state_invalid(code, psprintf("Bad length of the %s.", what));
+	if (len < 0)
+		return NULL;
+	s = pnstrdup(pq_getmsgbytes(buf, len), len);
+	if ((int) strlen(s) != len)
+		state_invalid(code, psprintf("The %s contains a NUL byte.", what));
+	pg_verifymbstr(s, len, false);
+	return s;
 }
 
 #define FLAG_PERIOD 0x01
 #define FLAG_BEST	0x02
 
+/* Version 2: the aggregation has an expression or a group_by. */
+static bool
+binary_version_2(const Aggregation *agg)
+{
+	return agg->expression != NULL || agg->group_by != NULL;
+}
+
 /* Write the state: version, aggregation, tallies, then the parts its type uses. */
 static void
 state_write(StringInfo buf, AggregateState *st)
 {
+	const Aggregation *agg = st->agg;
+	const Partial *p = &st->partial;
+	bool		v2 = binary_version_2(agg);
 	uint8		flags = 0;
 
 	if (st->has_period)
 		flags |= FLAG_PERIOD;
-	if (st->best.num != NULL)
+	if (p->best.num != NULL)
 		flags |= FLAG_BEST;
-	pq_sendbyte(buf, STATE_VERSION);
-	pq_sendbyte(buf, (uint8) st->type);
-	pq_sendbyte(buf, (uint8) (st->bucket_size + 1));	/* 0: none */
+	pq_sendbyte(buf, v2 ? STATE_BINARY_VERSION_2 : STATE_VERSION);
+	pq_sendbyte(buf, (uint8) agg->type);
+	pq_sendbyte(buf, (uint8) (agg->bucket_size + 1));	/* 0: none */
 	pq_sendbyte(buf, flags);
-	pq_sendint32(buf, st->field ? st->fieldlen : -1);
-	if (st->field)
-		pq_sendbytes(buf, st->field, st->fieldlen);
-	if (st->type == AGG_SUM_WITH_MULTIPLIER)
-		send_numeric(buf, st->multiplier);
-	pq_sendint64(buf, st->rows);
-	pq_sendint64(buf, st->values);
+	send_string(buf, agg->field);
+	if (v2)
+	{
+		send_string(buf, agg->expression);
+		send_string(buf, agg->group_by);
+	}
+	if (agg->type == AGG_SUM_WITH_MULTIPLIER)
+		send_numeric(buf, agg->multiplier);
+	pq_sendint64(buf, p->events);
+	pq_sendint64(buf, state_values(st));
 	if (st->has_period)
 	{
 		pq_sendint64(buf, st->period_start);
 		pq_sendint64(buf, st->period_end);
 	}
-	if (STATE_HAS_SUM(st->type))
-		send_numeric(buf, st->sum.num);
-	if (st->type == AGG_WEIGHTED_SUM)
-		send_numeric(buf, st->sum_vt.num);
-	if (st->best.num != NULL)
+	if (AGG_HAS_SUM(agg->type))
+		send_numeric(buf, p->sum.num ? p->sum.num : int64_to_numeric(0));
+	if (agg->type == AGG_WEIGHTED_SUM)
+		send_numeric(buf, p->sum_vt.num ? p->sum_vt.num : int64_to_numeric(0));
+	if (p->best.num != NULL)
 	{
-		send_numeric(buf, st->best.num);
-		if (st->type == AGG_LATEST)
-			pq_sendint64(buf, st->best_ts);
+		send_numeric(buf, p->best.num);
+		if (agg->type == AGG_LATEST)
+			pq_sendint64(buf, p->best_ts);
 	}
-	if (st->type == AGG_COUNT_UNIQUE)
+	if (agg->type == AGG_COUNT_UNIQUE)
 	{
 		int			n;
-		char	  **keys = state_uniques_sorted(st, &n);
+		UniqueEntry **u = partial_uniques_sorted(p, &n);
+
+		pq_sendint32(buf, n);
+		for (int i = 0; i < n; i++)
+			send_string(buf, u[i]->key);
+		pfree(u);
+	}
+	if (AGG_BUCKETED(agg))
+	{
+		int			n;
+		MaxEntry  **m = partial_maxima_sorted(p, &n);
 
 		pq_sendint32(buf, n);
 		for (int i = 0; i < n; i++)
 		{
-			int			len = strlen(keys[i]);
-
-			pq_sendint32(buf, len);
-			pq_sendbytes(buf, keys[i], len);
+			pq_sendint64(buf, m[i]->key.bucket);
+			send_numeric(buf, m[i]->value.num);
+			if (agg->group_by != NULL)
+				send_string(buf, m[i]->key.group);
 		}
-		pfree(keys);
-	}
-	if (STATE_BUCKETED(st))
-	{
-		int			n;
-		BucketEntry **b = state_buckets_sorted(st, &n);
-
-		pq_sendint32(buf, n);
-		for (int i = 0; i < n; i++)
-		{
-			pq_sendint64(buf, b[i]->key);
-			send_numeric(buf, b[i]->value.num);
-		}
-		pfree(b);
+		pfree(m);
 	}
 }
 
@@ -419,68 +436,64 @@ state_read(StringInfo buf, MemoryContext home)
 {
 	const int	code = ERRCODE_INVALID_BINARY_REPRESENTATION;
 	AggregateState *st = state_new_empty(home);
-	MemoryContext ctx = st->hdr.eoh_context;
+	Aggregation raw = {0};
 	int			version,
 				type,
 				bucket,
-				flags,
-				fieldlen;
+				flags;
+	int64		rows,
+				values;
 
 	version = pq_getmsgbyte(buf);
-	if (version != STATE_VERSION)
-		state_invalid(code, psprintf("Version %d is not supported; this is version %d.",
-								 version, STATE_VERSION));
+	if (version != STATE_VERSION && version != STATE_BINARY_VERSION_2)
+		state_invalid(code, psprintf("Version %d is not supported; this is version %d or %d.",
+									 version, STATE_VERSION, STATE_BINARY_VERSION_2));
 	type = pq_getmsgbyte(buf);
 	bucket = pq_getmsgbyte(buf) - 1;
 	flags = pq_getmsgbyte(buf);
 	if (type >= AGG_TYPE_COUNT || bucket >= WINDOW_SIZE_COUNT || (flags & ~(FLAG_PERIOD | FLAG_BEST)))
 		state_invalid(code, "Unknown aggregation type, bucket size or flags.");
-	st->type = (AggType) type;
-	st->bucket_size = (WindowSize) bucket;
-	fieldlen = pq_getmsgint(buf, 4);
-	if (fieldlen < -1 || fieldlen > buf->len - buf->cursor)
-		state_invalid(code, "Bad field length.");
-	if (fieldlen >= 0)
+	raw.type = (AggType) type;
+	raw.bucket_size = (WindowSize) bucket;
+	raw.field = recv_string(buf, "field");
+	if (version == STATE_BINARY_VERSION_2)
 	{
-		const char *f = pq_getmsgbytes(buf, fieldlen);
-
-		if (memchr(f, '\0', fieldlen) != NULL)
-			state_invalid(code, "The field contains a NUL byte.");
-		st->field = MemoryContextAlloc(ctx, fieldlen + 1);
-		memcpy(st->field, f, fieldlen);
-		st->field[fieldlen] = '\0';
-		pg_verifymbstr(st->field, fieldlen, false);
-		st->fieldlen = fieldlen;
+		raw.expression = recv_string(buf, "expression");
+		raw.group_by = recv_string(buf, "group_by");
 	}
-	if (st->type == AGG_SUM_WITH_MULTIPLIER)
-	{
-		Numeric		m = state_canonical_multiplier(recv_numeric(buf));
+	if (raw.type == AGG_SUM_WITH_MULTIPLIER)
+		raw.multiplier = recv_numeric(buf);
+	state_read_aggregation(st, aggregation_to_cstring(&raw), code);
+	if (binary_version_2(st->agg) != (version == STATE_BINARY_VERSION_2))
+		state_invalid(code, psprintf("A state of this aggregation is version %d, not %d.",
+									 binary_version_2(st->agg) ? STATE_BINARY_VERSION_2 : STATE_VERSION,
+									 version));
 
-		st->multiplier = MemoryContextAlloc(ctx, VARSIZE(m));
-		memcpy(st->multiplier, m, VARSIZE(m));
-	}
-	state_check_aggregation(st, code);
-	st->rows = pq_getmsgint64(buf);
-	st->values = pq_getmsgint64(buf);
+	rows = pq_getmsgint64(buf);
+	values = pq_getmsgint64(buf);
+	state_read_counts(st, rows, values, code);
 	if (flags & FLAG_PERIOD)
 	{
-		st->has_period = true;
-		st->period_start = pq_getmsgint64(buf);
-		st->period_end = pq_getmsgint64(buf);
+		TimestampTz start = pq_getmsgint64(buf);
+
+		state_read_period(st, start, pq_getmsgint64(buf));
 	}
-	if (STATE_HAS_SUM(st->type))
-		state_numbuf_set(st, &st->sum, recv_numeric(buf));
-	if (st->type == AGG_WEIGHTED_SUM)
-		state_numbuf_set(st, &st->sum_vt, recv_numeric(buf));
+	if (AGG_HAS_SUM(st->agg->type))
+	{
+		Numeric		sum = recv_numeric(buf);
+
+		state_read_sum(st, sum, st->agg->type == AGG_WEIGHTED_SUM ? recv_numeric(buf) : NULL, code);
+	}
 	if (flags & FLAG_BEST)
 	{
-		if (!STATE_HAS_BEST(st))
+		Numeric		value;
+
+		if (!AGG_HAS_BEST(st->agg))
 			state_invalid(code, "Only MAX, MIN and LATEST hold a value.");
-		state_numbuf_set(st, &st->best, recv_numeric(buf));
-		if (st->type == AGG_LATEST)
-			st->best_ts = pq_getmsgint64(buf);
+		value = recv_numeric(buf);
+		state_read_best(st, value, st->agg->type == AGG_LATEST ? pq_getmsgint64(buf) : 0, code);
 	}
-	if (st->type == AGG_COUNT_UNIQUE)
+	if (st->agg->type == AGG_COUNT_UNIQUE)
 	{
 		int			n = pq_getmsgint(buf, 4);
 
@@ -488,23 +501,17 @@ state_read(StringInfo buf, MemoryContext home)
 			state_invalid(code, "Bad number of unique values.");
 		for (int i = 0; i < n; i++)
 		{
-			int			len = pq_getmsgint(buf, 4);
 			char	   *s;
 
 			CHECK_FOR_INTERRUPTS();
-			if (len < 0 || len > buf->len - buf->cursor)
-				state_invalid(code, "Bad length of a unique value.");
-			s = pnstrdup(pq_getmsgbytes(buf, len), len);
-			if ((int) strlen(s) != len)
-				state_invalid(code, "A unique value contains a NUL byte.");
-			pg_verifymbstr(s, len, false);
-			if (st->uniques && stateunique_lookup(st->uniques, s) != NULL)
-				state_invalid(code, "A unique value is listed twice.");
-			state_unique_add(st, s);
+			s = recv_string(buf, "unique value");
+			if (s == NULL)
+				state_invalid(code, "Bad length of the unique value.");
+			state_read_unique(st, s, code);
 			pfree(s);
 		}
 	}
-	if (STATE_BUCKETED(st))
+	if (AGG_BUCKETED(st->agg))
 	{
 		int			n = pq_getmsgint(buf, 4);
 
@@ -512,20 +519,19 @@ state_read(StringInfo buf, MemoryContext home)
 			state_invalid(code, "Bad number of buckets.");
 		for (int i = 0; i < n; i++)
 		{
-			TimestampTz key = pq_getmsgint64(buf);
-			BucketEntry *e;
+			TimestampTz start = pq_getmsgint64(buf);
+			Numeric		value;
 
 			CHECK_FOR_INTERRUPTS();
-			state_check_bucket_key(key, st->bucket_size, code);
-			if (st->buckets && bucketset_lookup(st->buckets, key) != NULL)
-				state_invalid(code, "A bucket is listed twice.");
-			e = state_bucket(st, key);
-			state_numbuf_set(st, &e->value, recv_numeric(buf));
+			value = recv_numeric(buf);
+			state_read_bucket(st, start,
+							  st->agg->group_by != NULL ? recv_string(buf, "bucket's group") : NULL,
+							  value, code);
 		}
 	}
 	if (buf->cursor != buf->len)
 		state_invalid(code, "Extra bytes after the state.");
-	state_check_tallies(st, code);
+	state_read_done(st, code);
 	return st;
 }
 

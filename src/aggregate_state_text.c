@@ -18,7 +18,6 @@
 
 #include "aggregate_state.h"
 #include "json_input.h"
-#include "number.h"
 
 static void
 append_numeric(StringInfo buf, Numeric n)
@@ -56,27 +55,16 @@ append_timestamp(StringInfo buf, TimestampTz ts)
 	escape_json(buf, s);
 }
 
-void
-aggregation_append_json(StringInfo buf, AggType type, const char *field,
-						Numeric multiplier, WindowSize bucket_size)
-{
-	Aggregation agg;
-
-	agg.type = type;
-	agg.field = (char *) field;
-	agg.multiplier = multiplier;
-	agg.bucket_size = bucket_size;
-	appendStringInfoString(buf, aggregation_to_cstring(&agg));
-}
-
 static char *
 state_to_text(AggregateState *st)
 {
+	const Aggregation *agg = st->agg;
+	const Partial *p = &st->partial;
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"version\":%d,\"aggregation\":", STATE_VERSION);
-	aggregation_append_json(&buf, st->type, st->field, st->multiplier, st->bucket_size);
+	appendStringInfo(&buf, "{\"version\":%d,\"aggregation\":%s", STATE_VERSION,
+					 aggregation_to_cstring(agg));
 	if (st->has_period)
 	{
 		appendStringInfoString(&buf, ",\"period\":[");
@@ -86,55 +74,61 @@ state_to_text(AggregateState *st)
 		appendStringInfoChar(&buf, ']');
 	}
 	appendStringInfo(&buf, ",\"rows\":" INT64_FORMAT ",\"values\":" INT64_FORMAT,
-					 st->rows, st->values);
-	if (STATE_HAS_SUM(st->type))
+					 p->events, state_values(st));
+	if (AGG_HAS_SUM(agg->type))
 	{
 		appendStringInfoString(&buf, ",\"sum\":");
-		append_numeric(&buf, st->sum.num);
+		append_numeric(&buf, p->sum.num ? p->sum.num : int64_to_numeric(0));
 	}
-	if (st->type == AGG_WEIGHTED_SUM)
+	if (agg->type == AGG_WEIGHTED_SUM)
 	{
 		appendStringInfoString(&buf, ",\"sum_vt\":");
-		append_numeric(&buf, st->sum_vt.num);
+		append_numeric(&buf, p->sum_vt.num ? p->sum_vt.num : int64_to_numeric(0));
 	}
-	if (st->best.num != NULL)
+	if (p->best.num != NULL)
 	{
 		appendStringInfoString(&buf, ",\"value\":");
-		append_numeric(&buf, st->best.num);
-		if (st->type == AGG_LATEST)
+		append_numeric(&buf, p->best.num);
+		if (agg->type == AGG_LATEST)
 		{
 			appendStringInfoString(&buf, ",\"timestamp\":");
-			append_timestamp(&buf, st->best_ts);
+			append_timestamp(&buf, p->best_ts);
 		}
 	}
-	if (st->type == AGG_COUNT_UNIQUE)
+	if (agg->type == AGG_COUNT_UNIQUE)
 	{
 		int			n;
-		char	  **keys = state_uniques_sorted(st, &n);
+		UniqueEntry **u = partial_uniques_sorted(p, &n);
 
 		appendStringInfoString(&buf, ",\"unique\":[");
 		for (int i = 0; i < n; i++)
 		{
 			if (i > 0)
 				appendStringInfoChar(&buf, ',');
-			escape_json(&buf, keys[i]);
+			escape_json(&buf, u[i]->key);
 		}
 		appendStringInfoChar(&buf, ']');
 	}
-	if (STATE_BUCKETED(st))
+	if (AGG_BUCKETED(agg))
 	{
 		int			n;
-		BucketEntry **b = state_buckets_sorted(st, &n);
+		MaxEntry  **m = partial_maxima_sorted(p, &n);
 
+		/* [start, value], and the group when there is one: [start, value, group] */
 		appendStringInfoString(&buf, ",\"buckets\":[");
 		for (int i = 0; i < n; i++)
 		{
 			if (i > 0)
 				appendStringInfoChar(&buf, ',');
 			appendStringInfoChar(&buf, '[');
-			append_timestamp(&buf, b[i]->key);
+			append_timestamp(&buf, m[i]->key.bucket);
 			appendStringInfoChar(&buf, ',');
-			append_numeric(&buf, b[i]->value.num);
+			append_numeric(&buf, m[i]->value.num);
+			if (m[i]->key.group != NULL)
+			{
+				appendStringInfoChar(&buf, ',');
+				escape_json(&buf, m[i]->key.group);
+			}
 			appendStringInfoChar(&buf, ']');
 		}
 		appendStringInfoChar(&buf, ']');
@@ -264,48 +258,6 @@ check_keys(JsonbContainer *c, const char *const *allowed, const char *where)
 	}
 }
 
-/* Read the "aggregation" object into st. */
-static void
-read_aggregation(AggregateState *st, JsonbContainer *c)
-{
-	static const char *const keys[] = {"type", "field", "multiplier", "bucket_size", NULL};
-	MemoryContext ctx = st->hdr.eoh_context;
-	JsonbValue	v;
-	char	   *s;
-	int			i;
-
-	check_keys(c, keys, "the aggregation");
-	if (!get_key(c, "type", &v))
-		state_invalid(TEXT_CODE, "The aggregation has no type.");
-	s = json_string(&v, "The aggregation type");
-	if ((i = agg_type_from_name(s)) < 0)
-		state_invalid(TEXT_CODE, psprintf("Unknown aggregation type \"%s\".", s));
-	st->type = (AggType) i;
-	if (get_key(c, "field", &v))
-	{
-		s = json_string(&v, "The field");
-		st->field = MemoryContextStrdup(ctx, s);
-		st->fieldlen = strlen(s);
-	}
-	if (get_key(c, "multiplier", &v))
-	{
-		Numeric		m = state_check_number(json_number(&v, "The multiplier"), TEXT_CODE);
-
-		m = state_canonical_multiplier(m);
-
-		st->multiplier = MemoryContextAlloc(ctx, VARSIZE(m));
-		memcpy(st->multiplier, m, VARSIZE(m));
-	}
-	if (get_key(c, "bucket_size", &v))
-	{
-		s = json_string(&v, "The bucket_size");
-		if ((i = window_size_from_name(s)) < 0)
-			state_invalid(TEXT_CODE, psprintf("Unknown bucket_size \"%s\".", s));
-		st->bucket_size = (WindowSize) i;
-	}
-	state_check_aggregation(st, TEXT_CODE);
-}
-
 /* Read an array value: the container, after checking it is an array. */
 static JsonbContainer *
 json_array(const JsonbValue *v, const char *what)
@@ -330,8 +282,12 @@ state_from_text(char *str, MemoryContext home)
 	Jsonb	   *j = json_input_parse(str, "meter.aggregate_state", STATE_EXAMPLE, state_bad_number);
 	JsonbContainer *c = &j->root;
 	AggregateState *st = state_new_empty(home);
+	const Aggregation *agg;
 	JsonbValue	v;
-	int64		version;
+	int64		version,
+				rows,
+				values;
+	bool		with_values;
 
 	if (!JB_ROOT_IS_OBJECT(j))
 		state_invalid(TEXT_CODE, "A state is a JSON object.");
@@ -341,92 +297,101 @@ state_from_text(char *str, MemoryContext home)
 	version = json_count(&v, "The version");
 	if (version != STATE_VERSION)
 		state_invalid(TEXT_CODE, psprintf("Version " INT64_FORMAT " is not supported; this is version %d.",
-									  version, STATE_VERSION));
+										  version, STATE_VERSION));
 	if (!get_key(c, "aggregation", &v))
 		state_invalid(TEXT_CODE, "The state has no aggregation.");
 	expect_type(&v, jbvBinary, false, "The aggregation");
-	read_aggregation(st, v.val.binary.data);
+	state_read_aggregation(st, JsonbToCString(NULL, v.val.binary.data, v.val.binary.len), TEXT_CODE);
+	agg = st->agg;
 
 	/* Only the keys this aggregation's state holds. */
 #define REQUIRE(key, cond) \
 	do { \
 		bool has_ = get_key(c, key, &v); \
 		if (has_ && !(cond)) \
-			state_invalid(TEXT_CODE, psprintf("A %s state has no \"%s\".", agg_type_names[st->type], key)); \
+			state_invalid(TEXT_CODE, psprintf("A %s state has no \"%s\".", agg_type_names[agg->type], key)); \
 		if (!has_ && (cond)) \
-			state_invalid(TEXT_CODE, psprintf("A %s state needs \"%s\".", agg_type_names[st->type], key)); \
+			state_invalid(TEXT_CODE, psprintf("A %s state needs \"%s\".", agg_type_names[agg->type], key)); \
 	} while (0)
 
 	REQUIRE("rows", true);
-	st->rows = json_count(&v, "The \"rows\" count");
+	rows = json_count(&v, "The \"rows\" count");
 	REQUIRE("values", true);
-	st->values = json_count(&v, "The \"values\" count");
-	REQUIRE("period", st->type == AGG_WEIGHTED_SUM);
-	if (st->type == AGG_WEIGHTED_SUM)
+	values = json_count(&v, "The \"values\" count");
+	state_read_counts(st, rows, values, TEXT_CODE);
+	with_values = state_values(st) > 0;
+	REQUIRE("period", agg->type == AGG_WEIGHTED_SUM);
+	if (agg->type == AGG_WEIGHTED_SUM)
 	{
 		JsonbContainer *a = json_array(&v, "The period");
+		TimestampTz start;
 
 		if (JsonContainerSize(a) != 2)
 			state_invalid(TEXT_CODE, "The period is [start, end].");
-		st->has_period = true;
-		st->period_start = json_timestamp(getIthJsonbValueFromContainer(a, 0), "The period start");
-		st->period_end = json_timestamp(getIthJsonbValueFromContainer(a, 1), "The period end");
+		start = json_timestamp(getIthJsonbValueFromContainer(a, 0), "The period start");
+		state_read_period(st, start, json_timestamp(getIthJsonbValueFromContainer(a, 1), "The period end"));
 	}
-	REQUIRE("sum", STATE_HAS_SUM(st->type));
-	if (STATE_HAS_SUM(st->type))
-		state_numbuf_set(st, &st->sum, state_check_number(json_number(&v, "The sum"), TEXT_CODE));
-	REQUIRE("sum_vt", st->type == AGG_WEIGHTED_SUM);
-	if (st->type == AGG_WEIGHTED_SUM)
-		state_numbuf_set(st, &st->sum_vt, state_check_number(json_number(&v, "The \"sum_vt\""), TEXT_CODE));
-	REQUIRE("value", STATE_HAS_BEST(st) && st->values > 0);
-	if (STATE_HAS_BEST(st) && st->values > 0)
-		state_numbuf_set(st, &st->best, state_check_number(json_number(&v, "The value"), TEXT_CODE));
-	REQUIRE("timestamp", st->type == AGG_LATEST && st->values > 0);
-	if (st->type == AGG_LATEST && st->values > 0)
-		st->best_ts = json_timestamp(&v, "The timestamp");
-	REQUIRE("unique", st->type == AGG_COUNT_UNIQUE);
-	if (st->type == AGG_COUNT_UNIQUE)
+	REQUIRE("sum", AGG_HAS_SUM(agg->type));
+	if (AGG_HAS_SUM(agg->type))
+	{
+		Numeric		sum = json_number(&v, "The sum");
+
+		REQUIRE("sum_vt", agg->type == AGG_WEIGHTED_SUM);
+		state_read_sum(st, sum, agg->type == AGG_WEIGHTED_SUM ? json_number(&v, "The \"sum_vt\"") : NULL,
+					   TEXT_CODE);
+	}
+	else
+		REQUIRE("sum_vt", false);
+	REQUIRE("value", AGG_HAS_BEST(agg) && with_values);
+	if (AGG_HAS_BEST(agg) && with_values)
+	{
+		Numeric		value = json_number(&v, "The value");
+
+		REQUIRE("timestamp", agg->type == AGG_LATEST);
+		state_read_best(st, value, agg->type == AGG_LATEST ? json_timestamp(&v, "The timestamp") : 0,
+						TEXT_CODE);
+	}
+	else
+		REQUIRE("timestamp", false);
+	REQUIRE("unique", agg->type == AGG_COUNT_UNIQUE);
+	if (agg->type == AGG_COUNT_UNIQUE)
 	{
 		JsonbContainer *a = json_array(&v, "The \"unique\" list");
 		uint32		n = JsonContainerSize(a);
 
 		for (uint32 i = 0; i < n; i++)
 		{
-			char	   *s = json_string(getIthJsonbValueFromContainer(a, i), "A unique value");
-
 			CHECK_FOR_INTERRUPTS();
-			if (st->uniques && stateunique_lookup(st->uniques, s) != NULL)
-				state_invalid(TEXT_CODE, psprintf("The unique value \"%s\" is listed twice.", s));
-			state_unique_add(st, s);
+			state_read_unique(st, json_string(getIthJsonbValueFromContainer(a, i), "A unique value"),
+							  TEXT_CODE);
 		}
 	}
-	REQUIRE("buckets", STATE_BUCKETED(st));
-	if (STATE_BUCKETED(st))
+	REQUIRE("buckets", AGG_BUCKETED(agg));
+	if (AGG_BUCKETED(agg))
 	{
 		JsonbContainer *a = json_array(&v, "The \"buckets\" list");
 		uint32		n = JsonContainerSize(a);
 
 		for (uint32 i = 0; i < n; i++)
 		{
-			JsonbContainer *pair = json_array(getIthJsonbValueFromContainer(a, i), "A bucket");
-			TimestampTz key;
-			BucketEntry *e;
+			JsonbContainer *b = json_array(getIthJsonbValueFromContainer(a, i), "A bucket");
+			uint32		size = JsonContainerSize(b);
+			TimestampTz start;
+			Numeric		value;
 
 			CHECK_FOR_INTERRUPTS();
-			if (JsonContainerSize(pair) != 2)
-				state_invalid(TEXT_CODE, "A bucket is [start, value].");
-			key = json_timestamp(getIthJsonbValueFromContainer(pair, 0), "A bucket start");
-			state_check_bucket_key(key, st->bucket_size, TEXT_CODE);
-			if (st->buckets && bucketset_lookup(st->buckets, key) != NULL)
-				state_invalid(TEXT_CODE, "A bucket is listed twice.");
-			e = state_bucket(st, key);
-			state_numbuf_set(st, &e->value,
-					   state_check_number(json_number(getIthJsonbValueFromContainer(pair, 1), "A bucket value"),
-									TEXT_CODE));
+			if (size != 2 && (size != 3 || agg->group_by == NULL))
+				state_invalid(TEXT_CODE, agg->group_by == NULL ? "A bucket is [start, value]." :
+							  "A bucket is [start, value] or, for a group, [start, value, group].");
+			start = json_timestamp(getIthJsonbValueFromContainer(b, 0), "A bucket start");
+			value = json_number(getIthJsonbValueFromContainer(b, 1), "A bucket value");
+			state_read_bucket(st, start,
+							  size == 3 ? json_string(getIthJsonbValueFromContainer(b, 2), "A bucket's group") : NULL,
+							  value, TEXT_CODE);
 		}
 	}
 #undef REQUIRE
-	state_check_tallies(st, TEXT_CODE);
+	state_read_done(st, TEXT_CODE);
 	return st;
 }
 

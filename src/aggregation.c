@@ -1,14 +1,21 @@
 /*
  * aggregation.c — the meter.aggregation type (SPEC §2).
  *
- * Text form: FlexPrice's JSON {type, field, multiplier, bucket_size}. Input validates every
- * rule of §2; output is canonical (keys in that order, no spaces, the multiplier as an
- * exact JSON number without trailing zeros), so equal aggregations are equal bytes.
+ * Text form: FlexPrice's JSON {type, field, expression, multiplier, bucket_size,
+ * group_by}. Input validates every rule of §2 (an expression is compiled by expression.c,
+ * which reports its errors); output is canonical (keys in that order, no spaces, the
+ * expression as written but trimmed, the multiplier as an exact JSON number without
+ * trailing zeros), so equal aggregations are equal bytes.
  *
- * Stored form (version 1), a varlena read by aggregation_unpack without copying:
- *   int32 vl_len_; uint8 version; uint8 type; int8 bucket_size (-1: none); uint8 flags;
- *   int32 field_len; field bytes + NUL; then, at an int-aligned offset, the multiplier
- *   (a numeric varlena) when flags has AGG_FLAG_MULTIPLIER.
+ * Stored form, a varlena read by aggregation_unpack without copying:
+ *   version 1 (0.1.0): int32 vl_len_; uint8 version; uint8 type; int8 bucket_size (-1:
+ *     none); uint8 flags; int32 field_len; field bytes + NUL; then, at an int-aligned
+ *     offset, the multiplier (a numeric varlena) when flags has AGG_FLAG_MULTIPLIER.
+ *   version 2: the same header, then int32 expression_len; int32 group_by_len; field,
+ *     expression and group_by bytes, each + NUL; then the multiplier as in version 1.
+ * An aggregation without expression and group_by is always stored as version 1, one
+ * with either as version 2: every value has exactly one stored form (equality and
+ * hashing compare bytes), and the aggregations of a 0.1.0 database keep theirs.
  */
 #include "postgres.h"
 
@@ -16,18 +23,23 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
+#include "parser/scansup.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
 #include "aggregation.h"
+#include "expression.h"
 #include "json_input.h"
 #include "number.h"
 
-#define AGGREGATION_VERSION 1
+#define AGGREGATION_VERSION_1 1
+#define AGGREGATION_VERSION_2 2
 #define AGG_FLAG_FIELD		0x01
 #define AGG_FLAG_MULTIPLIER 0x02
+#define AGG_FLAG_EXPRESSION 0x04
+#define AGG_FLAG_GROUP_BY	0x08
 
 typedef struct AggregationData
 {
@@ -37,8 +49,22 @@ typedef struct AggregationData
 	int8		bucket_size;
 	uint8		flags;
 	int32		field_len;
-	char		data[FLEXIBLE_ARRAY_MEMBER];
+	char		data[FLEXIBLE_ARRAY_MEMBER];	/* version 1: field + NUL, multiplier */
 } AggregationData;
+
+typedef struct AggregationDataV2
+{
+	int32		vl_len_;
+	uint8		version;
+	uint8		type;
+	int8		bucket_size;
+	uint8		flags;
+	int32		field_len;
+	int32		expression_len;
+	int32		group_by_len;
+	char		data[FLEXIBLE_ARRAY_MEMBER];	/* field, expression, group_by (each +
+												 * NUL), multiplier */
+} AggregationDataV2;
 
 #define AGG_EXAMPLE "{\"type\":\"SUM\",\"field\":\"tokens\"}"
 
@@ -90,16 +116,21 @@ error_invalid_bucket(const char *detail_fmt, const char *arg)
 			 errhint("Set \"bucket_size\" to one of %s.", window_list())));
 }
 
-static void error_field_type(const char *kind) pg_attribute_noreturn();
+static void error_not_string(const char *key, const char *kind) pg_attribute_noreturn();
 
+/* "field", "expression" or "group_by" is not a JSON string. */
 static void
-error_field_type(const char *kind)
+error_not_string(const char *key, const char *kind)
 {
+	const char *example = strcmp(key, "field") == 0 ? "\"field\":\"tokens\"" :
+		strcmp(key, "expression") == 0 ? "\"expression\":\"input_tokens + output_tokens\"" :
+		"\"group_by\":\"volume_id\"";
+
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("aggregation field must be a string"),
-			 errdetail("\"field\" is %s.", kind),
-			 errhint("Name the property as a JSON string, e.g. \"field\":\"tokens\".")));
+			 errmsg("aggregation %s must be a string", key),
+			 errdetail("\"%s\" is %s.", key, kind),
+			 errhint("Write it as a JSON string, e.g. %s.", example)));
 }
 
 static void error_unknown_key(const char *key) pg_attribute_noreturn();
@@ -110,7 +141,7 @@ error_unknown_key(const char *key)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown aggregation key \"%s\"", key),
-			 errdetail("An aggregation has the keys type, field, multiplier and bucket_size only."),
+			 errdetail("An aggregation has the keys type, field, expression, multiplier, bucket_size and group_by only."),
 			 errhint("Remove \"%s\" or correct its spelling.", key)));
 }
 
@@ -126,9 +157,36 @@ aggregation_bad_number(const char *top_key, const char *literal)
 		error_invalid_type("\"type\" is a number (%s), not a string.", literal);
 	if (strcmp(top_key, "bucket_size") == 0)
 		error_invalid_bucket("\"bucket_size\" is a number (%s), not a string.", literal);
-	if (strcmp(top_key, "field") == 0)
-		error_field_type("a number");
+	if (strcmp(top_key, "field") == 0 || strcmp(top_key, "expression") == 0 ||
+		strcmp(top_key, "group_by") == 0)
+		error_not_string(top_key, "a number");
 	error_unknown_key(top_key);
+}
+
+/*
+ * A string key ("field", "expression", "group_by"): NULL when absent, null or "" (or,
+ * with trim, only white space); else its text, trimmed of white space when trim.
+ */
+static char *
+string_key(const char *key, bool present, const JsonbValue *v, bool trim)
+{
+	const char *s;
+	int			len;
+
+	if (!present || v->type == jbvNull)
+		return NULL;
+	if (v->type != jbvString)
+		error_not_string(key, json_value_kind(v));
+	s = v->val.string.val;
+	len = v->val.string.len;
+	if (trim)
+	{
+		while (len > 0 && scanner_isspace(s[0]))
+			s++, len--;
+		while (len > 0 && scanner_isspace(s[len - 1]))
+			len--;
+	}
+	return len > 0 ? pnstrdup(s, len) : NULL;
 }
 
 /*
@@ -143,19 +201,26 @@ aggregation_from_jsonb(Jsonb *jb)
 	JsonbValue	v;
 	JsonbValue	type_v,
 				field_v,
+				expr_v,
 				mult_v,
-				bucket_v;
+				bucket_v,
+				group_v;
 	bool		has_type = false,
 				has_field = false,
+				has_expr = false,
 				has_mult = false,
-				has_bucket = false;
+				has_bucket = false,
+				has_group = false;
 	Aggregation agg;
 	int			t;
 
 	memset(&type_v, 0, sizeof(type_v));
 	memset(&field_v, 0, sizeof(field_v));
+	memset(&expr_v, 0, sizeof(expr_v));
 	memset(&mult_v, 0, sizeof(mult_v));
 	memset(&bucket_v, 0, sizeof(bucket_v));
+	memset(&group_v, 0, sizeof(group_v));
+	memset(&agg, 0, sizeof(agg));
 
 	if (!JB_ROOT_IS_OBJECT(jb))
 		ereport(ERROR,
@@ -179,10 +244,14 @@ aggregation_from_jsonb(Jsonb *jb)
 			type_v = v, has_type = true;
 		else if (strcmp(key, "field") == 0)
 			field_v = v, has_field = true;
+		else if (strcmp(key, "expression") == 0)
+			expr_v = v, has_expr = true;
 		else if (strcmp(key, "multiplier") == 0)
 			mult_v = v, has_mult = true;
 		else if (strcmp(key, "bucket_size") == 0)
 			bucket_v = v, has_bucket = true;
+		else if (strcmp(key, "group_by") == 0)
+			group_v = v, has_group = true;
 		else
 			error_unknown_key(key);
 		pfree(key);
@@ -203,22 +272,41 @@ aggregation_from_jsonb(Jsonb *jb)
 	}
 	agg.type = (AggType) t;
 
-	/* field: a string; "" and null count as absent; required but for COUNT */
-	agg.field = NULL;
-	if (has_field && field_v.type != jbvNull)
-	{
-		if (field_v.type != jbvString)
-			error_field_type(json_value_kind(&field_v));
-		if (field_v.val.string.len > 0)
-			agg.field = pnstrdup(field_v.val.string.val, field_v.val.string.len);
-	}
-	if (agg.field == NULL && agg.type != AGG_COUNT)
+	/*
+	 * field and expression: strings; null, "" (and a blank expression) count as absent;
+	 * one of them is required but for COUNT, never both; an expression only where the
+	 * aggregation takes a number per event.
+	 */
+	agg.field = string_key("field", has_field, &field_v, false);
+	agg.expression = string_key("expression", has_expr, &expr_v, true);
+	agg.group_by = string_key("group_by", has_group, &group_v, false);
+	if (agg.field == NULL && agg.expression == NULL && agg.type != AGG_COUNT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("field is required for aggregation type"),
-				 errdetail("Aggregation type %s reads a property of each event; only COUNT needs none.",
+				 errmsg("field or expression is required for aggregation type"),
+				 errdetail("Aggregation type %s reads a value of each event; only COUNT needs none.",
 						   agg_type_names[agg.type]),
-				 errhint("Add \"field\":\"<property name>\", e.g. %s.", AGG_EXAMPLE)));
+				 errhint("Add \"field\":\"<property name>\" or \"expression\":\"<formula of properties>\", e.g. %s.",
+						 AGG_EXAMPLE)));
+	if (agg.expression != NULL)
+	{
+		if (agg.type != AGG_SUM && agg.type != AGG_AVG && agg.type != AGG_MAX &&
+			agg.type != AGG_MIN && agg.type != AGG_LATEST)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("aggregation type does not support expression"),
+					 errdetail("Aggregation type %s does not take a number computed from each event.",
+							   agg_type_names[agg.type]),
+					 errhint("Use \"type\" SUM, AVG, MAX, MIN or LATEST with an expression, or name one property with \"field\".")));
+		if (agg.field != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("field and expression are mutually exclusive"),
+					 errdetail("The aggregation has both \"field\" and \"expression\"."),
+					 errhint("Remove one: \"field\" reads one property, \"expression\" computes the value from several.")));
+		/* its errors name positions in the value as written (before trimming) */
+		agg.compiled = expression_compile(expr_v.val.string.val, expr_v.val.string.len);
+	}
 
 	/* multiplier: SUM_WITH_MULTIPLIER only, a number > 0 (JSON number or numeric string) */
 	agg.multiplier = NULL;
@@ -283,6 +371,16 @@ aggregation_from_jsonb(Jsonb *jb)
 		agg.bucket_size = (WindowSize) w;
 	}
 
+	/* group_by: MAX with a bucket_size only */
+	if (agg.group_by != NULL && (agg.type != AGG_MAX || agg.bucket_size == WINDOW_NONE))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("group_by can only be used with MAX aggregation that has bucket_size"),
+				 agg.type != AGG_MAX ?
+				 errdetail("Aggregation type %s takes no group_by.", agg_type_names[agg.type]) :
+				 errdetail("This MAX aggregation has no bucket_size."),
+				 errhint("Use \"type\":\"MAX\" with a \"bucket_size\", e.g. {\"type\":\"MAX\",\"field\":\"gb\",\"bucket_size\":\"HOUR\",\"group_by\":\"volume_id\"}, or remove \"group_by\".")));
+
 	return aggregation_pack(&agg);
 }
 
@@ -290,10 +388,18 @@ struct varlena *
 aggregation_pack(const Aggregation *agg)
 {
 	int32		field_len = agg->field ? strlen(agg->field) : 0;
-	Size		size = offsetof(AggregationData, data) + field_len + 1;
+	int32		expression_len = agg->expression ? strlen(agg->expression) : 0;
+	int32		group_by_len = agg->group_by ? strlen(agg->group_by) : 0;
+	bool		v2 = agg->expression != NULL || agg->group_by != NULL;
+	Size		size;
 	Size		mult_off = 0;
+	char	   *p;
 	AggregationData *d;
 
+	if (v2)
+		size = offsetof(AggregationDataV2, data) + field_len + 1 + expression_len + 1 + group_by_len + 1;
+	else
+		size = offsetof(AggregationData, data) + field_len + 1;
 	if (agg->multiplier != NULL)
 	{
 		mult_off = INTALIGN(size);
@@ -301,17 +407,51 @@ aggregation_pack(const Aggregation *agg)
 	}
 	d = palloc0(size);
 	SET_VARSIZE(d, size);
-	d->version = AGGREGATION_VERSION;
+	d->version = v2 ? AGGREGATION_VERSION_2 : AGGREGATION_VERSION_1;
 	d->type = (uint8) agg->type;
 	d->bucket_size = (int8) agg->bucket_size;
 	d->flags = (agg->field ? AGG_FLAG_FIELD : 0) |
-		(agg->multiplier ? AGG_FLAG_MULTIPLIER : 0);
+		(agg->multiplier ? AGG_FLAG_MULTIPLIER : 0) |
+		(agg->expression ? AGG_FLAG_EXPRESSION : 0) |
+		(agg->group_by ? AGG_FLAG_GROUP_BY : 0);
 	d->field_len = field_len;
-	if (field_len > 0)
-		memcpy(d->data, agg->field, field_len);
+	if (v2)
+	{
+		AggregationDataV2 *d2 = (AggregationDataV2 *) d;
+
+		d2->expression_len = expression_len;
+		d2->group_by_len = group_by_len;
+		p = d2->data;
+	}
+	else
+		p = d->data;
+	memcpy(p, agg->field ? agg->field : "", field_len + 1);
+	if (v2)
+	{
+		p += field_len + 1;
+		memcpy(p, agg->expression ? agg->expression : "", expression_len + 1);
+		p += expression_len + 1;
+		memcpy(p, agg->group_by ? agg->group_by : "", group_by_len + 1);
+	}
 	if (agg->multiplier != NULL)
 		memcpy((char *) d + mult_off, agg->multiplier, VARSIZE(agg->multiplier));
 	return (struct varlena *) d;
+}
+
+static void corrupted(int version, bool lengths) pg_attribute_noreturn();
+
+/* A stored value this code cannot read: another version, or lengths beyond its size. */
+static void
+corrupted(int version, bool lengths)
+{
+	if (lengths)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("corrupted meter.aggregation value"),
+				 errdetail("The value is shorter than its header and string lengths say.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("unsupported meter.aggregation format version %d", version)));
 }
 
 Aggregation *
@@ -319,6 +459,11 @@ aggregation_unpack(struct varlena *stored)
 {
 	AggregationData *d = (AggregationData *) pg_detoast_datum(stored);
 	Aggregation *agg;
+	char	   *p;
+	Size		header,
+				end;
+	int32		expression_len = 0,
+				group_by_len = 0;
 
 	/* Everything in CurrentMemoryContext, as callers that cache the result expect:
 	 * copy a datum that was not detoasted (it may live in a disk buffer). */
@@ -330,21 +475,45 @@ aggregation_unpack(struct varlena *stored)
 	else
 		agg = palloc(sizeof(Aggregation));
 
-	if (d->version != AGGREGATION_VERSION || d->type >= AGG_TYPE_COUNT ||
+	if (VARSIZE(d) < offsetof(AggregationData, data))
+		corrupted(0, true);
+	if ((d->version != AGGREGATION_VERSION_1 && d->version != AGGREGATION_VERSION_2) ||
+		(d->version == AGGREGATION_VERSION_1 && (d->flags & (AGG_FLAG_EXPRESSION | AGG_FLAG_GROUP_BY))) ||
+		d->type >= AGG_TYPE_COUNT ||
 		d->bucket_size < WINDOW_NONE || d->bucket_size >= WINDOW_SIZE_COUNT)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("unsupported meter.aggregation format version %d", d->version)));
+		corrupted(d->version, false);
+	if (d->version == AGGREGATION_VERSION_1)
+		header = offsetof(AggregationData, data);
+	else
+	{
+		AggregationDataV2 *d2 = (AggregationDataV2 *) d;
+
+		header = offsetof(AggregationDataV2, data);
+		if (VARSIZE(d) < header)
+			corrupted(d->version, true);
+		expression_len = d2->expression_len;
+		group_by_len = d2->group_by_len;
+	}
+	end = header + (Size) d->field_len + 1;
+	if (d->version == AGGREGATION_VERSION_2)
+		end += (Size) expression_len + 1 + (Size) group_by_len + 1;
+	if (d->field_len < 0 || expression_len < 0 || group_by_len < 0 || end > VARSIZE(d) ||
+		((d->flags & AGG_FLAG_MULTIPLIER) && INTALIGN(end) + VARHDRSZ > VARSIZE(d)))
+		corrupted(d->version, true);
+
+	p = (char *) d + header;
 	agg->type = (AggType) d->type;
 	agg->bucket_size = (WindowSize) d->bucket_size;
-	agg->field = (d->flags & AGG_FLAG_FIELD) ? d->data : NULL;
-	agg->multiplier = NULL;
-	if (d->flags & AGG_FLAG_MULTIPLIER)
+	agg->field = (d->flags & AGG_FLAG_FIELD) ? p : NULL;
+	agg->expression = NULL;
+	agg->compiled = NULL;
+	if (d->flags & AGG_FLAG_EXPRESSION)
 	{
-		Size		off = INTALIGN(offsetof(AggregationData, data) + d->field_len + 1);
-
-		agg->multiplier = (Numeric) ((char *) d + off);
+		agg->expression = p + d->field_len + 1;
+		agg->compiled = expression_compile(agg->expression, expression_len);
 	}
+	agg->group_by = (d->flags & AGG_FLAG_GROUP_BY) ? p + d->field_len + 1 + expression_len + 1 : NULL;
+	agg->multiplier = (d->flags & AGG_FLAG_MULTIPLIER) ? (Numeric) ((char *) d + INTALIGN(end)) : NULL;
 	return agg;
 }
 
@@ -360,10 +529,20 @@ aggregation_to_cstring(const Aggregation *agg)
 		appendStringInfoString(&buf, ",\"field\":");
 		escape_json(&buf, agg->field);
 	}
+	if (agg->expression != NULL)
+	{
+		appendStringInfoString(&buf, ",\"expression\":");
+		escape_json(&buf, agg->expression);
+	}
 	if (agg->multiplier != NULL)
 		appendStringInfo(&buf, ",\"multiplier\":%s", number_canonical(agg->multiplier));
 	if (agg->bucket_size != WINDOW_NONE)
 		appendStringInfo(&buf, ",\"bucket_size\":\"%s\"", window_size_names[agg->bucket_size]);
+	if (agg->group_by != NULL)
+	{
+		appendStringInfoString(&buf, ",\"group_by\":");
+		escape_json(&buf, agg->group_by);
+	}
 	appendStringInfoChar(&buf, '}');
 	return buf.data;
 }
@@ -467,16 +646,21 @@ meter_aggregation_type_of(PG_FUNCTION_ARGS)
 	PG_RETURN_OID(agg_type_enum(PG_GETARG_AGGREGATION(0)->type));
 }
 
+/* A text result, or NULL for an absent key. */
+static Datum
+text_or_null(FunctionCallInfo fcinfo, const char *s)
+{
+	if (s == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(s));
+}
+
 /* meter.field_of(meter.aggregation) → text: the property read, NULL when none. */
 PG_FUNCTION_INFO_V1(meter_aggregation_field_of);
 Datum
 meter_aggregation_field_of(PG_FUNCTION_ARGS)
 {
-	Aggregation *agg = PG_GETARG_AGGREGATION(0);
-
-	if (agg->field == NULL)
-		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(agg->field));
+	return text_or_null(fcinfo, PG_GETARG_AGGREGATION(0)->field);
 }
 
 /* meter.multiplier_of(meter.aggregation) → numeric: NULL unless SUM_WITH_MULTIPLIER. */
@@ -504,39 +688,66 @@ meter_aggregation_bucket_size_of(PG_FUNCTION_ARGS)
 	PG_RETURN_OID(window_size_enum(agg->bucket_size));
 }
 
+/* meter.expression_of(meter.aggregation) → text: the expression as written (trimmed), NULL when none. */
+PG_FUNCTION_INFO_V1(meter_aggregation_expression_of);
+Datum
+meter_aggregation_expression_of(PG_FUNCTION_ARGS)
+{
+	return text_or_null(fcinfo, PG_GETARG_AGGREGATION(0)->expression);
+}
+
+/* meter.group_by_of(meter.aggregation) → text: the group_by property, NULL when none. */
+PG_FUNCTION_INFO_V1(meter_aggregation_group_by_of);
+Datum
+meter_aggregation_group_by_of(PG_FUNCTION_ARGS)
+{
+	return text_or_null(fcinfo, PG_GETARG_AGGREGATION(0)->group_by);
+}
+
 /*
  * Ordering, for the btree operator class (ORDER BY, count(DISTINCT …), merge joins):
- * by type (enum order), then field, multiplier and bucket_size (absent first). It is
+ * by type (enum order), then field, expression, multiplier, bucket_size and group_by
+ * (absent first), the keys in canonical order. It is
  * 0 exactly when the canonical forms are equal, as btree requires of =.
  */
+/* Two optional strings: absent first, then byte order. */
+static int
+compare_optional(const char *a, const char *b)
+{
+	int			c;
+
+	if ((a == NULL) != (b == NULL))
+		return a == NULL ? -1 : 1;
+	if (a == NULL)
+		return 0;
+	c = strcmp(a, b);
+	return c < 0 ? -1 : c > 0 ? 1 : 0;
+}
+
 static int
 aggregation_compare(Aggregation *a, Aggregation *b)
 {
+	int			c;
+
 	if (a->type != b->type)
 		return a->type < b->type ? -1 : 1;
-	if ((a->field == NULL) != (b->field == NULL))
-		return a->field == NULL ? -1 : 1;
-	if (a->field != NULL)
-	{
-		int			c = strcmp(a->field, b->field);
-
-		if (c != 0)
-			return c < 0 ? -1 : 1;
-	}
+	if ((c = compare_optional(a->field, b->field)) != 0)
+		return c;
+	if ((c = compare_optional(a->expression, b->expression)) != 0)
+		return c;
 	if ((a->multiplier == NULL) != (b->multiplier == NULL))
 		return a->multiplier == NULL ? -1 : 1;
 	if (a->multiplier != NULL)
 	{
-		int			c = DatumGetInt32(DirectFunctionCall2(numeric_cmp,
-														  NumericGetDatum(a->multiplier),
-														  NumericGetDatum(b->multiplier)));
-
+		c = DatumGetInt32(DirectFunctionCall2(numeric_cmp,
+											  NumericGetDatum(a->multiplier),
+											  NumericGetDatum(b->multiplier)));
 		if (c != 0)
 			return c;
 	}
 	if (a->bucket_size != b->bucket_size)
 		return a->bucket_size < b->bucket_size ? -1 : 1;
-	return 0;
+	return compare_optional(a->group_by, b->group_by);
 }
 
 #define AGG_CMP() aggregation_compare(PG_GETARG_AGGREGATION(0), PG_GETARG_AGGREGATION(1))

@@ -1,6 +1,7 @@
 /*
- * aggregation.h — the meter.aggregation type (SPEC §2): {type, field, multiplier,
- * bucket_size}. Stored as a small versioned varlena; read it with aggregation_unpack.
+ * aggregation.h — the meter.aggregation type (SPEC §2): {type, field, expression,
+ * multiplier, bucket_size, group_by}. Stored as a small versioned varlena; read it with
+ * aggregation_unpack. What an event gives an aggregation is event_value.h's concern.
  */
 #ifndef METER_AGGREGATION_H
 #define METER_AGGREGATION_H
@@ -47,15 +48,21 @@ extern const char *const window_size_names[WINDOW_SIZE_COUNT];
 extern int	agg_type_from_name(const char *name);
 extern int	window_size_from_name(const char *name);
 
+struct Expression;
+
 typedef struct Aggregation
 {
 	AggType		type;
 	char	   *field;			/* NULL when absent ("" counts as absent) */
+	char	   *expression;		/* NULL when absent; as written, trimmed */
+	struct Expression *compiled;	/* the expression compiled (expression.h), or NULL */
 	Numeric		multiplier;		/* NULL unless SUM_WITH_MULTIPLIER */
 	WindowSize	bucket_size;	/* WINDOW_NONE unless MAX or SUM with bucket_size */
+	char	   *group_by;		/* NULL when absent; MAX with bucket_size only */
 } Aggregation;
 
-/* Decode the stored form (detoasting as needed); palloc'd in CurrentMemoryContext. */
+/* Decode the stored form, version 1 (0.1.0) or 2, detoasting as needed, and compile its
+ * expression; everything palloc'd in CurrentMemoryContext. */
 extern Aggregation *aggregation_unpack(struct varlena *stored);
 
 #define PG_GETARG_AGGREGATION(n) aggregation_unpack(PG_GETARG_RAW_VARLENA_P(n))

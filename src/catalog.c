@@ -2,8 +2,9 @@
  * catalog.c — the meter catalog (SPEC §4): the trigger that guards meter.meters.
  *
  * Every insert, update and delete of a meter goes through meter.validate_meter(), a
- * BEFORE ROW trigger. On insert and update it checks the row as a whole (required
- * columns present, id / event_name / name not blank and not absurdly long), keeps the
+ * BEFORE ROW trigger. On insert and update it stores event_name and name trimmed (as
+ * FlexPrice's strings.TrimSpace), checks the row as a whole (required columns present,
+ * id / event_name / name not blank and not absurdly long), keeps the
  * columns that record a meter's creation immutable, and stamps updated_at / updated_by
  * (created_by on insert). The aggregation and filters columns are values of their own
  * validating types, so they are valid whenever they are not NULL.
@@ -90,13 +91,78 @@ catalog_meters_relid(void)
 	return get_relname_relid("meters", nsp);
 }
 
-/* Unicode White_Space, plus the zero-width space and the BOM (invisible, too). */
+/*
+ * White space as FlexPrice's strings.TrimSpace sees it (Go's unicode.IsSpace): ASCII
+ * \t \n \v \f \r and space, U+0085, U+00A0, and Unicode White_Space (U+1680,
+ * U+2000..U+200A, U+2028, U+2029, U+202F, U+205F, U+3000).
+ */
 static bool
-is_unicode_blank(pg_wchar c)
+is_white_space(pg_wchar c)
 {
-	return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200B) ||
-		c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000 ||
-		c == 0xFEFF;
+	return c == ' ' || (c >= '\t' && c <= '\r') || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+		(c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+		c == 0x205F || c == 0x3000;
+}
+
+/* Invisible, but not white space: the zero-width space and the BOM. */
+static bool
+is_invisible(pg_wchar c)
+{
+	return c == 0x200B || c == 0xFEFF;
+}
+
+/*
+ * The character at p (before end): its code point in *c (only meaningful for ASCII and,
+ * in a UTF-8 database, for every character), and its length in bytes. Other encodings
+ * report non-ASCII bytes as code point 0xFFFD, which is neither blank nor invisible.
+ */
+static int
+char_at(const unsigned char *p, const unsigned char *end, bool utf8, pg_wchar *c)
+{
+	int			n;
+
+	if (*p < 0x80)
+	{
+		*c = *p;
+		return 1;
+	}
+	n = utf8 ? pg_utf_mblen(p) : 1;
+	*c = (utf8 && n <= end - p) ? utf8_to_unicode(p) : 0xFFFD;
+	return Max(Min(n, (int) (end - p)), 1);
+}
+
+const char *
+catalog_trim_space(const char *s, int len, int *trimmed_len)
+{
+	const unsigned char *p = (const unsigned char *) s;
+	const unsigned char *end = p + len;
+	bool		utf8 = GetDatabaseEncoding() == PG_UTF8;
+	pg_wchar	c;
+
+	while (p < end)
+	{
+		int			n = char_at(p, end, utf8, &c);
+
+		if (!is_white_space(c))
+			break;
+		p += n;
+	}
+	while (end > p)
+	{
+		const unsigned char *q = end - 1;
+
+		/* Back to the first byte of the last character (UTF-8 continuation bytes are
+		 * 10xxxxxx; in other server encodings only ASCII bytes can be white space). */
+		if (utf8)
+			while (q > p && (*q & 0xC0) == 0x80)
+				q--;
+		(void) char_at(q, end, utf8, &c);
+		if (!is_white_space(c))
+			break;
+		end = q;
+	}
+	*trimmed_len = (int) (end - p);
+	return (const char *) p;
 }
 
 bool
@@ -108,22 +174,12 @@ catalog_text_is_blank(const char *s, int len)
 
 	while (p < end)
 	{
-		if (*p == ' ' || (*p >= '\t' && *p <= '\r'))
-		{
-			p++;
-			continue;
-		}
-		if (utf8 && *p >= 0x80)
-		{
-			int			n = pg_utf_mblen(p);
+		pg_wchar	c;
+		int			n = char_at(p, end, utf8, &c);
 
-			if (n <= end - p && is_unicode_blank(utf8_to_unicode(p)))
-			{
-				p += n;
-				continue;
-			}
-		}
-		return false;
+		if (!is_white_space(c) && !is_invisible(c))
+			return false;
+		p += n;
 	}
 	return true;
 }
@@ -204,6 +260,43 @@ check_required_text(HeapTuple tuple, TupleDesc desc, const int *attnums, MeterCo
 	}
 }
 
+/*
+ * event_name and name are stored trimmed (SPEC §4, FlexPrice's strings.TrimSpace), so a
+ * meter created as '  api_call  ' matches the events ingested as "api_call". Returns
+ * the tuple with them trimmed, or the tuple itself when nothing changes.
+ */
+static HeapTuple
+trim_names(HeapTuple tuple, TupleDesc desc, const int *attnums)
+{
+	static const MeterColumn trimmed[] = {COL_EVENT_NAME, COL_NAME};
+	int			cols[lengthof(trimmed)];
+	Datum		values[lengthof(trimmed)];
+	bool		nulls[lengthof(trimmed)];
+	int			n = 0;
+
+	for (int i = 0; i < (int) lengthof(trimmed); i++)
+	{
+		bool		isnull;
+		Datum		value = heap_getattr(tuple, attnums[trimmed[i]], desc, &isnull);
+		text	   *t;
+		int			len,
+					trimmed_len;
+		const char *start;
+
+		if (isnull)
+			continue;
+		t = DatumGetTextPP(value);
+		len = VARSIZE_ANY_EXHDR(t);
+		start = catalog_trim_space(VARDATA_ANY(t), len, &trimmed_len);
+		if (trimmed_len == len)
+			continue;
+		cols[n] = attnums[trimmed[i]];
+		values[n] = PointerGetDatum(cstring_to_text_with_len(start, trimmed_len));
+		nulls[n++] = false;
+	}
+	return n > 0 ? heap_modify_tuple_by_cols(tuple, desc, n, cols, values, nulls) : tuple;
+}
+
 /* The checks every new version of a meter row passes, on insert and on update alike. */
 static void
 validate_row(HeapTuple tuple, TupleDesc desc, const int *attnums)
@@ -269,10 +362,11 @@ user_datum(bool *isnull)
 
 /*
  * meter.validate_meter() — BEFORE INSERT OR UPDATE OR DELETE FOR EACH ROW trigger of
- * meter.meters. Validates the new row as a whole (see the file comment), refuses changes
- * of id, tenant_id, environment_id, created_at and created_by, stamps updated_at = now()
- * and updated_by = meter.user_id on update (created_by / updated_by when NULL on insert),
- * and invalidates the meter caches of every backend on every change.
+ * meter.meters. Trims event_name and name, validates the new row as a whole (see the
+ * file comment), refuses changes of id, tenant_id, environment_id, created_at and
+ * created_by, stamps updated_at = now() and updated_by = meter.user_id on update
+ * (created_by / updated_by when NULL on insert), and invalidates the meter caches of
+ * every backend on every change.
  */
 PG_FUNCTION_INFO_V1(meter_validate_meter);
 Datum
@@ -314,7 +408,7 @@ meter_validate_meter(PG_FUNCTION_ARGS)
 
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
-		newtuple = trigdata->tg_newtuple;
+		newtuple = trim_names(trigdata->tg_newtuple, desc, attnums);
 		check_unchanged(trigdata->tg_trigtuple, newtuple, desc, attnums);
 		validate_row(newtuple, desc, attnums);
 
@@ -329,7 +423,7 @@ meter_validate_meter(PG_FUNCTION_ARGS)
 	{
 		bool		isnull;
 
-		newtuple = trigdata->tg_trigtuple;
+		newtuple = trim_names(trigdata->tg_trigtuple, desc, attnums);
 		validate_row(newtuple, desc, attnums);
 		check_not_null(newtuple, desc, attnums, COL_UPDATED_AT);
 

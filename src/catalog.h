@@ -13,8 +13,16 @@
  * never stale across DROP/CREATE EXTENSION. */
 extern Oid	catalog_meters_relid(void);
 
-/* True when s[0..len) is empty or only whitespace (ASCII, and Unicode White_Space plus
- * the zero-width space and BOM when the database encoding is UTF-8). */
+/*
+ * s[0..len) without leading and trailing white space, as FlexPrice's strings.TrimSpace
+ * (Go's unicode.IsSpace: ASCII white space, and in a UTF-8 database also U+0085, U+00A0
+ * and Unicode White_Space): returns where the trimmed text starts, its length in
+ * *trimmed_len. The one rule for meter names and event names (SPEC §4, §7).
+ */
+extern const char *catalog_trim_space(const char *s, int len, int *trimmed_len);
+
+/* True when s[0..len) is empty or only white space (as above), the zero-width space
+ * and the BOM (invisible, so a name made of them looks blank). */
 extern bool catalog_text_is_blank(const char *s, int len);
 
 #endif							/* METER_CATALOG_H */

@@ -49,9 +49,15 @@ typedef struct Tally
 {
 	TallyKey	key;
 	int64		entries;
+	bool		written;		/* on the written list */
 } Tally;
 
 static HTAB *tallies = NULL;
+
+/* The tallies the current statement added to: a statement folds what it wrote, only. */
+static Tally **written = NULL;
+static int	nwritten = 0;
+static int	written_cap = 0;
 
 static uint32
 tally_hash(const void *key, Size keysize)
@@ -105,30 +111,45 @@ compaction_note(const char *tenant, const char *environment, const char *meter_i
 		t->key.data = MemoryContextAlloc(TopMemoryContext, key.len);
 		memcpy((char *) t->key.data, buf, key.len);
 		t->entries = 0;
+		t->written = false;
 	}
 	t->entries += entries;
+	if (!t->written)
+	{
+		if (nwritten == written_cap)
+		{
+			written_cap = Max(16, written_cap * 2);
+			written = written ? repalloc(written, sizeof(Tally *) * written_cap)
+				: MemoryContextAlloc(TopMemoryContext, sizeof(Tally *) * written_cap);
+		}
+		written[nwritten++] = t;
+		t->written = true;
+	}
 	pfree(buf);
 }
 
 void
 compaction_run_due(void)
 {
-	HASH_SEQ_STATUS seq;
-	Tally	   *t;
 	int			n = 0;
 	char	  **due;
 
-	if (tallies == NULL)
+	if (nwritten == 0)
 		return;
-	due = palloc(sizeof(char *) * (hash_get_num_entries(tallies) + 1));
-	hash_seq_init(&seq, tallies);
-	while ((t = hash_seq_search(&seq)) != NULL)
+	due = palloc(sizeof(char *) * nwritten);
+	for (int i = 0; i < nwritten; i++)
+	{
+		Tally	   *t = written[i];
+
+		t->written = false;
 		if (t->entries >= meter_compaction_threshold)
 		{
 			t->entries = 0;
 			due[n] = palloc(t->key.len);	/* three strings */
 			memcpy(due[n++], t->key.data, t->key.len);
 		}
+	}
+	nwritten = 0;
 	for (int i = 0; i < n; i++)
 	{
 		const char *tenant = due[i];
@@ -147,158 +168,195 @@ typedef struct Fold
 	MeterScope	scope;
 	Snapshot	snap;
 	const char **dim_keys;
-	SlotSet    *deltas;			/* the batch's entries, by customer */
-	SlotSet    *merged;			/* compacted customer rows + deltas */
-	SlotSet    *totals;			/* compacted totals rows + deltas */
-	StoredRow  *keys;			/* the customer rows the batch touches, sorted */
+	int			npending;		/* the batch's pending rows */
+	bytea	  **pending;
+	StoredRow  *keys;			/* the rows the batch touches, sorted by (shard, day) */
+	SlotSet   **sets;			/* per row: its entries (stored + the batch) */
 	int			nkeys;
-	StoredRow  *days;			/* the totals rows it touches, sorted */
-	int			ndays;
+	SlotSet    *marks;			/* (customer, slot) marked for recomputation (dims "") */
+	/* lookups the decode repeats, cached */
+	const char *last_customer;
+	const char *last_external;
+	int16		last_shard;
+	int			last_row;
 } Fold;
 
 static const char *const no_customer = "";
-
-static Partial *
-delta_target(const SlotKey *key, bool mark, void *arg)
-{
-	Fold	   *f = arg;
-	SlotEntry  *e = slotset_entry(f->deltas, key);
-
-	if (mark)
-		e->mark = true;
-	return &e->partial;
-}
 
 static void
 take_visit(const StoredRow *row, void *arg)
 {
 	Fold	   *f = arg;
 
-	slotset_decode(row->data, f->meter->agg, delta_target, NULL, f);
-}
-
-static Partial *
-merged_target(const SlotKey *key, bool mark, void *arg)
-{
-	return &slotset_entry(((Fold *) arg)->merged, key)->partial;
-}
-
-static Partial *
-totals_target(const SlotKey *key, bool mark, void *arg)
-{
-	SlotKey		k = *key;
-
-	k.customer = no_customer;
-	k.external_customer = no_customer;
-	return &slotset_entry(((Fold *) arg)->totals, &k)->partial;
+	f->pending = f->pending ? repalloc(f->pending, sizeof(bytea *) * (f->npending + 1))
+		: palloc(sizeof(bytea *));
+	f->pending[f->npending++] = (bytea *) PG_DETOAST_DATUM_COPY(PointerGetDatum(row->data));
 }
 
 static int
 row_key_compare(const StoredRow *a, const StoredRow *b)
 {
-	int			c = 0;
-
-	if (a->external_customer != NULL)
-	{
-		c = strcmp(a->external_customer, b->external_customer);
-		if (c == 0)
-			c = strcmp(a->customer, b->customer);
-	}
-	if (c == 0 && a->day != b->day)
-		c = a->day < b->day ? -1 : 1;
-	return c;
+	if (a->shard != b->shard)
+		return a->shard < b->shard ? -1 : 1;
+	if (a->day != b->day)
+		return a->day < b->day ? -1 : 1;
+	return 0;
 }
 
-static StoredRow *
-find_row(StoredRow *rows, int n, const StoredRow *key)
+static int
+row_key_order(const void *a, const void *b)
 {
-	int			lo = 0,
-				hi = n - 1;
+	return row_key_compare(a, b);
+}
 
-	while (lo <= hi)
+/* The slot set of row (shard, day), which the batch must have fetched. */
+static SlotSet *
+row_set(Fold *f, int16 shard, DateADT day)
+{
+	StoredRow	probe = {0};
+	StoredRow  *r;
+	int			i;
+
+	if (f->last_row >= 0 && f->keys[f->last_row].shard == shard && f->keys[f->last_row].day == day)
+		i = f->last_row;
+	else
 	{
-		int			mid = (lo + hi) / 2;
-		int			c = row_key_compare(&rows[mid], key);
-
-		if (c == 0)
-			return &rows[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
+		probe.shard = shard;
+		probe.day = day;
+		r = bsearch(&probe, f->keys, f->nkeys, sizeof(StoredRow), row_key_order);
+		if (r == NULL)
+			elog(ERROR, "meter: compaction met an entry outside the rows it fetched");
+		i = (int) (r - f->keys);
+		f->last_row = i;
 	}
-	return NULL;
+	if (f->sets[i] == NULL)
+		f->sets[i] = slotset_create(CurrentMemoryContext);
+	return f->sets[i];
+}
+
+/* The shard of a customer, cached: a decode meets each customer in a run. */
+static int16
+customer_shard(Fold *f, const char *customer, const char *external)
+{
+	if (f->last_customer != customer || f->last_external != external)
+	{
+		f->last_customer = customer;
+		f->last_external = external;
+		f->last_shard = store_shard(customer, external);
+	}
+	return f->last_shard;
+}
+
+static SlotEntry *
+customer_entry(Fold *f, const SlotKey *key)
+{
+	return slotset_entry(row_set(f, customer_shard(f, key->customer, key->external_customer),
+								 slot_day(key->slot)), key);
+}
+
+static SlotEntry *
+totals_entry(Fold *f, const SlotKey *key)
+{
+	SlotKey		k = *key;
+
+	k.customer = no_customer;
+	k.external_customer = no_customer;
+	return slotset_entry(row_set(f, STORE_ALL_CUSTOMERS, slot_day(key->slot)), &k);
+}
+
+/* An entry of a pending row: into its customer's and the all-customers' partial state. */
+static void
+pending_target(const SlotKey *key, bool mark, void *arg, Partial **into)
+{
+	Fold	   *f = arg;
+
+	into[0] = &customer_entry(f, key)->partial;
+	into[1] = &totals_entry(f, key)->partial;
+	if (mark)
+	{
+		SlotKey		k = *key;
+
+		k.dims = "";
+		(void) slotset_entry(f->marks, &k);
+	}
+}
+
+/* An entry of a stored all-customers row, into that row's set (arg). */
+static void
+stored_all_target(const SlotKey *key, bool mark, void *arg, Partial **into)
+{
+	into[0] = &slotset_entry((SlotSet *) arg, key)->partial;
 }
 
 static void
-fetched_customer_row(const StoredRow *row, void *arg)
+stored_target(const SlotKey *key, bool mark, void *arg, Partial **into)
 {
 	Fold	   *f = arg;
-	StoredRow  *k = find_row(f->keys, f->nkeys, row);
+
+	into[0] = &customer_entry(f, key)->partial;
+}
+
+static void
+fetched_row(const StoredRow *row, void *arg)
+{
+	Fold	   *f = arg;
+	StoredRow	probe = *row;
+	StoredRow  *k = bsearch(&probe, f->keys, f->nkeys, sizeof(StoredRow), row_key_order);
 
 	if (k == NULL)
 		elog(ERROR, "meter: compaction fetched a row it did not ask for");
 	k->exists = true;
 	k->ctid = row->ctid;
-	slotset_decode(row->data, f->meter->agg, merged_target, NULL, f);
-}
-
-static void
-fetched_totals_row(const StoredRow *row, void *arg)
-{
-	Fold	   *f = arg;
-	StoredRow  probe = {0};
-	StoredRow  *k;
-
-	probe.day = row->day;
-	k = find_row(f->days, f->ndays, &probe);
-	if (k == NULL)
-		elog(ERROR, "meter: compaction fetched a totals row it did not ask for");
-	k->exists = true;
-	k->ctid = row->ctid;
-	slotset_decode(row->data, f->meter->agg, totals_target, NULL, f);
-}
-
-/* The distinct customer rows and days of sorted entries. */
-static void
-collect_keys(Fold *f, SlotEntry **entries, int n)
-{
-	DateADT    *days = palloc(sizeof(DateADT) * (n + 1));
-	int			ndays = 0;
-
-	f->keys = palloc0(sizeof(StoredRow) * (n + 1));
-	f->nkeys = 0;
-	for (int i = 0; i < n; i++)
+	if (row->shard == STORE_ALL_CUSTOMERS)
 	{
-		const SlotKey *k = &entries[i]->key;
-		DateADT		day = slot_day(k->slot);
-		StoredRow  *last = f->nkeys > 0 ? &f->keys[f->nkeys - 1] : NULL;
+		/* Its entries' customer is "": point them at our own "" for stored_target. */
+		SlotSet    *set = row_set(f, row->shard, row->day);
 
-		if (last == NULL || last->day != day || strcmp(last->customer, k->customer) != 0 ||
-			strcmp(last->external_customer, k->external_customer) != 0)
-		{
-			StoredRow  *r = &f->keys[f->nkeys++];
-
-			r->external_customer = k->external_customer;
-			r->customer = k->customer;
-			r->day = day;
-		}
-		days[ndays++] = day;
+		slotset_decode(row->data, f->meter->agg, NULL, NULL, stored_all_target, NULL, set);
 	}
-	/* Distinct days, sorted. */
-	for (int i = 1; i < ndays; i++)
-		for (int j = i; j > 0 && days[j - 1] > days[j]; j--)
-		{
-			DateADT		t = days[j];
+	else
+		slotset_decode(row->data, f->meter->agg, NULL, NULL, stored_target, NULL, f);
+}
 
-			days[j] = days[j - 1];
-			days[j - 1] = t;
+/* The rows the batch touches, from its pending rows' tags: their customer rows, and the
+ * all-customers row of each of their days. */
+static void
+collect_keys(Fold *f)
+{
+	StoredRow  *keys = NULL;
+	int			nkeys = 0,
+				cap = 0;
+
+	for (int p = 0; p < f->npending; p++)
+	{
+		int			ntags;
+		int64	   *tags = slotset_tags(f->pending[p], &ntags);
+
+		if (nkeys + 2 * ntags >= cap)
+		{
+			cap = 2 * (nkeys + 2 * ntags) + 16;
+			keys = keys ? repalloc(keys, sizeof(StoredRow) * cap) : palloc(sizeof(StoredRow) * cap);
 		}
-	f->days = palloc0(sizeof(StoredRow) * (ndays + 1));
-	f->ndays = 0;
-	for (int i = 0; i < ndays; i++)
-		if (f->ndays == 0 || f->days[f->ndays - 1].day != days[i])
-			f->days[f->ndays++].day = days[i];
+		for (int i = 0; i < ntags; i++)
+		{
+			memset(&keys[nkeys], 0, 2 * sizeof(StoredRow));
+			store_row_of_tag(tags[i], &keys[nkeys].shard, &keys[nkeys].day);
+			keys[nkeys + 1].shard = STORE_ALL_CUSTOMERS;
+			keys[nkeys + 1].day = keys[nkeys].day;
+			nkeys += 2;
+		}
+	}
+	if (nkeys > 0)
+		qsort(keys, nkeys, sizeof(StoredRow), row_key_order);
+	f->nkeys = 0;
+	for (int i = 0; i < nkeys; i++)
+		if (f->nkeys == 0 || row_key_compare(&keys[f->nkeys - 1], &keys[i]) != 0)
+			keys[f->nkeys++] = keys[i];
+	f->keys = keys;
+	f->sets = palloc0(sizeof(SlotSet *) * (f->nkeys + 1));
+	f->last_row = -1;
+	f->last_customer = NULL;
+	f->last_external = NULL;
 }
 
 /* ── Marked slots: recomputed from the raw events ────────────────────────────────── */
@@ -358,71 +416,67 @@ customer_slot_marked(const SlotKey *k, SlotSet *marks)
 	SlotKey		probe = *k;
 
 	probe.dims = "";
-	return hash_search(marks->entries, &probe, HASH_FIND, NULL) != NULL;
+	return slotset_find(marks, &probe) != NULL;
 }
 
-/* Replace what set holds for the chosen slots by the recomputed entries. */
+/* Empty what the rows hold for the marked (customer, slot)s (totals: for the marked
+ * slots), then add the recomputed entries. */
 static void
-replace_slots(SlotSet *set, SlotSet *fresh, const Aggregation *agg, bool totals,
-			  SlotSet *marks, const TimestampTz *slots, int nslots)
+replace_slots(Fold *f, SlotSet *fresh, bool totals, const TimestampTz *slots, int nslots)
 {
 	int			n;
-	SlotEntry **all = slotset_sorted(set, &n);
 	SlotEntry **add;
 
-	for (int i = 0; i < n; i++)
+	for (int r = 0; r < f->nkeys; r++)
 	{
-		const SlotKey *k = &all[i]->key;
+		SlotEntry **all;
 
-		if (totals ? slot_in(k->slot, slots, nslots) : customer_slot_marked(k, marks))
-			partial_init(&all[i]->partial, set->cxt);	/* emptied: dropped when written */
+		if (f->sets[r] == NULL || (f->keys[r].shard == STORE_ALL_CUSTOMERS) != totals)
+			continue;
+		all = slotset_sorted(f->sets[r], &n);
+		for (int i = 0; i < n; i++)
+		{
+			const SlotKey *k = &all[i]->key;
+
+			if (totals ? slot_in(k->slot, slots, nslots) : customer_slot_marked(k, f->marks))
+				partial_init(&all[i]->partial, f->sets[r]->cxt);	/* dropped when written */
+		}
 	}
 	add = slotset_sorted(fresh, &n);
 	for (int i = 0; i < n; i++)
 	{
 		const SlotKey *k = &add[i]->key;
 
-		if (totals ? slot_in(k->slot, slots, nslots) : customer_slot_marked(k, marks))
-			partial_combine(&slotset_entry(set, k)->partial, &add[i]->partial, agg, 1, NULL, NULL);
+		if (totals ? slot_in(k->slot, slots, nslots) : customer_slot_marked(k, f->marks))
+			partial_combine(totals ? &totals_entry(f, k)->partial : &customer_entry(f, k)->partial,
+							&add[i]->partial, f->meter->agg, 1, NULL, NULL);
 	}
 }
 
 static void
-recompute_marked(Fold *f, SlotEntry **entries, int n)
+recompute_marked(Fold *f)
 {
-	SlotSet    *marks = slotset_create(CurrentMemoryContext);
-	TimestampTz *slots = palloc(sizeof(TimestampTz) * (n + 1));
+	int			nmarked;
+	SlotEntry **marked = slotset_sorted(f->marks, &nmarked);
+	TimestampTz *slots;
 	TimestampTz *lo,
 			   *hi;
-	int			nmarked = 0,
-				nslots = 0,
+	int			nslots = 0,
 				nranges = 0;
 	Recompute	r;
 	RawScan		scan = {0};
 
-	for (int i = 0; i < n; i++)
-		if (entries[i]->mark)
-		{
-			SlotKey		k = entries[i]->key;
-
-			k.dims = "";
-			(void) slotset_entry(marks, &k);
-			nmarked++;
-			slots[nslots++] = entries[i]->key.slot;
-		}
 	if (nmarked == 0)
 		return;
-	qsort(slots, nslots, sizeof(TimestampTz), cmp_ts);
+	slots = palloc(sizeof(TimestampTz) * nmarked);
+	for (int i = 0; i < nmarked; i++)
+		slots[i] = marked[i]->key.slot;
+	qsort(slots, nmarked, sizeof(TimestampTz), cmp_ts);
+	for (int i = 0; i < nmarked; i++)
+		if (nslots == 0 || slots[nslots - 1] != slots[i])
+			slots[nslots++] = slots[i];
 	lo = palloc(sizeof(TimestampTz) * nslots);
 	hi = palloc(sizeof(TimestampTz) * nslots);
-	{
-		int			k = 0;
-
-		for (int i = 0; i < nslots; i++)
-			if (k == 0 || slots[k - 1] != slots[i])
-				slots[k++] = slots[i];
-		nslots = k;
-	}
 	/* Adjacent slots read as one range. */
 	for (int i = 0; i < nslots; i++)
 	{
@@ -442,75 +496,46 @@ recompute_marked(Fold *f, SlotEntry **entries, int n)
 	scan.event_name = f->meter->event_name;
 	scan.source = InvalidOid;
 	raw_scan(&scan, lo, hi, nranges, f->snap, recompute_event, &r);
-	replace_slots(f->merged, r.customers, f->meter->agg, false, marks, slots, nslots);
-	replace_slots(f->totals, r.totals, f->meter->agg, true, marks, slots, nslots);
+	replace_slots(f, r.customers, false, slots, nslots);
+	replace_slots(f, r.totals, true, slots, nslots);
 }
 
 /* ── Writing the rows back ───────────────────────────────────────────────────────── */
 
-/* Encode each row's non-empty entries (data NULL when none is left). */
+/* Encode each row's non-empty entries (data NULL when none is left: delete it). */
 static void
-encode_rows(Fold *f, SlotSet *set, StoredRow *rows, int nrows, bool totals)
+encode_rows(Fold *f)
 {
-	int			n;
-	SlotEntry **all = slotset_sorted(set, &n);
-	SlotEntry **keep = palloc(sizeof(SlotEntry *) * (n + 1));
-	int			i = 0;
-
-	for (int r = 0; r < nrows; r++)
+	for (int r = 0; r < f->nkeys; r++)
 	{
-		StoredRow  *row = &rows[r];
-		int			nkeep = 0;
+		int			n,
+					nkeep = 0;
+		SlotEntry **all;
 
-		/* Entries are sorted like rows: skip to this row's, take them. */
-		for (; i < n; i++)
-		{
-			StoredRow	probe = {0};
-			int			c;
-
-			probe.external_customer = totals ? NULL : all[i]->key.external_customer;
-			probe.customer = all[i]->key.customer;
-			probe.day = slot_day(all[i]->key.slot);
-			c = row_key_compare(&probe, row);
-			if (c < 0)
-				continue;
-			if (c > 0)
-				break;
+		f->keys[r].data = NULL;
+		if (f->sets[r] == NULL)
+			continue;
+		all = slotset_sorted(f->sets[r], &n);
+		for (int i = 0; i < n; i++)
 			if (!partial_is_empty(&all[i]->partial))
-				keep[nkeep++] = all[i];
-		}
-		row->data = nkeep > 0 ? slotset_encode(keep, nkeep, f->meter->agg,
-											   f->meter->filters->nkeys, f->dim_keys) : NULL;
+				all[nkeep++] = all[i];
+		if (nkeep > 0)
+			f->keys[r].data = slotset_encode(all, nkeep, f->meter->agg, f->meter->filters->nkeys,
+											 f->dim_keys, NULL, 0, true);
 	}
 }
 
 static void
 fold_batch(Fold *f)
 {
-	int			n;
-	SlotEntry **entries = slotset_sorted(f->deltas, &n);
-
-	collect_keys(f, entries, n);
-	f->merged = slotset_create(CurrentMemoryContext);
-	f->totals = slotset_create(CurrentMemoryContext);
-	store_fetch(&f->scope, false, f->keys, f->nkeys, f->snap, fetched_customer_row, f);
-	store_fetch(&f->scope, true, f->days, f->ndays, f->snap, fetched_totals_row, f);
-	for (int i = 0; i < n; i++)
-	{
-		SlotKey		t = entries[i]->key;
-
-		partial_combine(&slotset_entry(f->merged, &entries[i]->key)->partial,
-						&entries[i]->partial, f->meter->agg, 1, NULL, NULL);
-		t.customer = no_customer;
-		t.external_customer = no_customer;
-		partial_combine(&slotset_entry(f->totals, &t)->partial,
-						&entries[i]->partial, f->meter->agg, 1, NULL, NULL);
-	}
-	recompute_marked(f, entries, n);
-	encode_rows(f, f->merged, f->keys, f->nkeys, false);
-	encode_rows(f, f->totals, f->days, f->ndays, true);
-	store_put(&f->scope, false, f->keys, f->nkeys, f->snap);
-	store_put(&f->scope, true, f->days, f->ndays, f->snap);
+	collect_keys(f);
+	f->marks = slotset_create(CurrentMemoryContext);
+	store_fetch(&f->scope, f->keys, f->nkeys, f->snap, fetched_row, f);
+	for (int p = 0; p < f->npending; p++)
+		slotset_decode(f->pending[p], f->meter->agg, NULL, NULL, pending_target, NULL, f);
+	recompute_marked(f);
+	encode_rows(f);
+	store_put(&f->scope, f->keys, f->nkeys, f->snap);
 }
 
 int64
@@ -531,7 +556,7 @@ compaction_run(const char *tenant, const char *environment, const char *meter_id
 	if (f.meter == NULL)
 	{
 		/* The meter row is gone: so is everything it had pending. */
-		store_forget(&f.scope, DATEVAL_NOBEGIN);
+		store_forget(&f.scope, DATEVAL_NOBEGIN, f.snap);
 		UnregisterSnapshot(f.snap);
 		return 0;
 	}
@@ -543,7 +568,8 @@ compaction_run(const char *tenant, const char *environment, const char *meter_id
 		int			taken;
 
 		old = MemoryContextSwitchTo(batch_cxt);
-		f.deltas = slotset_create(batch_cxt);
+		f.npending = 0;
+		f.pending = NULL;
 		taken = store_take_pending(&f.scope, f.snap, COMPACTION_BATCH_BYTES, take_visit, &f);
 		if (taken > 0)
 			fold_batch(&f);

@@ -2,8 +2,8 @@
  * compaction.h — folding pending partial states into compacted rows (SPEC §7).
  *
  * Pending work stays bounded without a scheduler: each backend counts the entries its
- * own writes append per meter and compacts a meter once they pass
- * meter.compaction_threshold; meter.compact() folds everything now. Compaction of a
+ * own writes append per meter and, at the end of a statement that wrote to a meter,
+ * compacts it once they pass meter.compaction_threshold; meter.compact() folds everything now. Compaction of a
  * meter holds a transaction-level lock of its own: a writer that finds the meter being
  * compacted by another transaction skips it (it never waits), and the next writer past
  * the threshold folds what is left.
@@ -17,7 +17,10 @@
 extern void compaction_note(const char *tenant, const char *environment,
 							const char *meter_id, int64 entries);
 
-/* Compact the meters whose tally passed the threshold (skipping busy ones). */
+/*
+ * At the end of a statement (statement_end.c): compact the meters it wrote whose tally
+ * passed the threshold, skipping busy ones.
+ */
 extern void compaction_run_due(void);
 
 /*

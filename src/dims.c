@@ -4,24 +4,40 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "utils/json.h"
 
 #include "dims.h"
 #include "number.h"
 
-char *
+/* A JSON property as a dimension (kind + text), NULL when it can have none. */
+static char *
 dims_value(const JsonbValue *v)
 {
 	switch (v->type)
 	{
 		case jbvString:
-			return pnstrdup(v->val.string.val, v->val.string.len);
+			return psprintf("s%.*s", v->val.string.len, v->val.string.val);
 		case jbvNumeric:
-			return number_canonical(v->val.numeric);
+			return psprintf("n%s", number_canonical(v->val.numeric));
 		case jbvBool:
-			return pstrdup(v->val.boolean ? "true" : "false");
+			return pstrdup(v->val.boolean ? "btrue" : "bfalse");
 		default:
 			return NULL;
 	}
+}
+
+char *
+dims_json(const char *value)
+{
+	StringInfoData buf;
+
+	if (value == NULL)
+		return pstrdup("null");
+	if (value[0] != 's')
+		return pstrdup(value + 1);
+	initStringInfo(&buf);
+	escape_json(&buf, value + 1);
+	return buf.data;
 }
 
 char *

@@ -39,20 +39,49 @@ type_fits(EventColumn c, Oid type)
 	return type == column_type(c) || (column_type(c) == TEXTOID && type == VARCHAROID);
 }
 
+/* The column of the contract named name in desc, or NULL. */
+static Form_pg_attribute
+find_column(TupleDesc desc, const char *name)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att;
+	}
+	return NULL;
+}
+
+int
+event_columns_broken(TupleDesc desc, bool *retyped)
+{
+	for (int c = 0; c < EV_NCOLS; c++)
+	{
+		Form_pg_attribute att = find_column(desc, column_names[c]);
+
+		if (att == NULL || !type_fits((EventColumn) c, att->atttypid))
+		{
+			*retyped = (att != NULL);
+			return c;
+		}
+	}
+	return -1;
+}
+
+const char *
+event_column_name(int column)
+{
+	return column_names[column];
+}
+
 void
 event_columns_find(TupleDesc desc, const char *relname, EventColumns *cols)
 {
 	for (int c = 0; c < EV_NCOLS; c++)
 	{
-		Form_pg_attribute found = NULL;
+		Form_pg_attribute found = find_column(desc, column_names[c]);
 
-		for (int i = 0; i < desc->natts; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(desc, i);
-
-			if (!att->attisdropped && strcmp(NameStr(att->attname), column_names[c]) == 0)
-				found = att;
-		}
 		if (found == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),

@@ -53,6 +53,15 @@ typedef struct EventRow
 extern void event_columns_find(TupleDesc desc, const char *relname, EventColumns *cols);
 
 /*
+ * The first column of the contract a descriptor breaks, or -1: *retyped says whether it
+ * is there with another type (else it is missing).
+ */
+extern int	event_columns_broken(TupleDesc desc, bool *retyped);
+
+/* The name of a column of the contract. */
+extern const char *event_column_name(int column);
+
+/*
  * Read the event in a slot. False when no meter can count it (no tenant or no event
  * name); ERROR 22023 when its timestamp is NULL or infinite. The strings are palloc'd
  * (or point into the slot's tuple) in CurrentMemoryContext.

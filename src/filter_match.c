@@ -59,51 +59,70 @@ key_has_text(const FilterKey *key, const char *s, int len)
 	return false;
 }
 
-/* Is the number n equal in value to one of the key's values in number syntax? */
+/* Is the canonical number one of the key's values in number syntax (canonical, sorted)? */
 static bool
-key_has_number(const FilterKey *key, Numeric n)
+key_has_number(const FilterKey *key, const char *canonical)
 {
-	char	   *canonical;
 	int			lo = 0,
 				hi = key->nnumbers;
-	bool		found = false;
 
-	if (key->nnumbers == 0)
-		return false;
-	canonical = number_canonical(n);
 	while (lo < hi)
 	{
 		int			mid = lo + (hi - lo) / 2;
 		int			c = strcmp(key->numbers[mid], canonical);
 
 		if (c == 0)
-		{
-			found = true;
-			break;
-		}
+			return true;
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	pfree(canonical);
-	return found;
+	return false;
+}
+
+FilterIdentity
+filters_value_identity(const JsonbValue *v, bool numbers, const char **s, int *len)
+{
+	switch (v->type)
+	{
+		case jbvString:
+			*s = v->val.string.val;
+			*len = v->val.string.len;
+			return IDENTITY_TEXT;
+		case jbvBool:
+			*s = v->val.boolean ? "true" : "false";
+			*len = v->val.boolean ? 4 : 5;
+			return IDENTITY_TEXT;
+		case jbvNumeric:
+			if (!numbers)
+				return IDENTITY_NONE;
+			*s = number_canonical(v->val.numeric);
+			*len = (int) strlen(*s);
+			return IDENTITY_NUMBER;
+		default:
+			return IDENTITY_NONE;	/* null, object, array */
+	}
 }
 
 /* Does the property value v match one of the key's values? */
 static bool
 value_matches(const FilterKey *key, const JsonbValue *v)
 {
-	switch (v->type)
+	const char *s;
+	int			len;
+	bool		found;
+
+	switch (filters_value_identity(v, key->nnumbers > 0, &s, &len))
 	{
-		case jbvString:
-			return key_has_text(key, v->val.string.val, v->val.string.len);
-		case jbvNumeric:
-			return key_has_number(key, v->val.numeric);
-		case jbvBool:
-			return v->val.boolean ? key_has_text(key, "true", 4) : key_has_text(key, "false", 5);
+		case IDENTITY_TEXT:
+			return key_has_text(key, s, len);
+		case IDENTITY_NUMBER:
+			found = key_has_number(key, s);
+			pfree((char *) s);
+			return found;
 		default:
-			return false;		/* null, object, array */
+			return false;
 	}
 }
 

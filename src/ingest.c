@@ -30,8 +30,9 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
-#include "json_input.h"
+#include "catalog.h"
 #include "ingest.h"
+#include "json_input.h"
 #include "scope.h"
 #include "ulid.h"
 
@@ -341,12 +342,6 @@ text_datum(const JsonbValue *v)
 	return PointerGetDatum(cstring_to_text_with_len(v->val.string.val, v->val.string.len));
 }
 
-static bool
-is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
 /* Validate event `index` and store its column values at position index of the batch. */
 static void
 parse_event(JsonbContainer *obj, int index, EventBatch *b)
@@ -361,17 +356,12 @@ parse_event(JsonbContainer *obj, int index, EventBatch *b)
 
 	read_event_fields(obj, index, &f);
 
-	/* event_name: required; surrounding whitespace trimmed, as FlexPrice does. */
+	/* event_name: required; trimmed as FlexPrice does, by the catalog's rule for names. */
 	v = string_field(&f, KEY_EVENT_NAME, index, "Write \"event_name\": \"<name>\", the name meters match on.");
 	if (v == NULL)
 		event_error(index, "\"event_name\" is required", "has no \"event_name\".",
 					"Add \"event_name\": \"<name>\", the name meters match on.");
-	name = v->val.string.val;
-	name_len = v->val.string.len;
-	while (name_len > 0 && is_space(name[0]))
-		name++, name_len--;
-	while (name_len > 0 && is_space(name[name_len - 1]))
-		name_len--;
+	name = catalog_trim_space(v->val.string.val, v->val.string.len, &name_len);
 	if (name_len == 0)
 		event_error(index, "\"event_name\" cannot be empty", "has an empty \"event_name\".",
 					"Add \"event_name\": \"<name>\", the name meters match on.");

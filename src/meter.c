@@ -1,5 +1,6 @@
 /*
- * meter.c — module entry point: registers the settings and the caches' invalidation hooks.
+ * meter.c — module entry point: registers the settings, the caches' invalidation hooks and
+ * the statement-end hooks where writers compact.
  */
 #include "postgres.h"
 
@@ -7,7 +8,9 @@
 
 #include "meter_cache.h"
 #include "scope.h"
+#include "seal.h"
 #include "settings.h"
+#include "statement_end.h"
 
 PG_MODULE_MAGIC;
 
@@ -19,4 +22,6 @@ _PG_init(void)
 	settings_define();
 	scope_define_settings();
 	meter_cache_register();
+	seal_register();
+	statement_end_register();
 }

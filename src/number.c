@@ -139,6 +139,8 @@ properties_numeric(Jsonb *properties, const char *field)
 {
 	JsonbValue	v;
 
+	if (field == NULL)			/* an aggregation with an expression has no field */
+		return NULL;
 	if (!jsonb_get_field(properties, field, strlen(field), &v))
 		return NULL;
 	return jsonb_value_numeric(&v);
@@ -149,6 +151,8 @@ properties_unique_text(Jsonb *properties, const char *field)
 {
 	JsonbValue	v;
 
+	if (field == NULL)
+		return NULL;
 	if (!jsonb_get_field(properties, field, strlen(field), &v))
 		return NULL;
 	switch (v.type)

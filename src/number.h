@@ -24,12 +24,13 @@ extern char *number_canonical(Numeric n);
  * when the container is not an object. */
 extern bool jsonb_get_field(Jsonb *obj, const char *key, int keylen, JsonbValue *out);
 
-/* The usable numeric of properties->field, or NULL (missing, null, not a number). */
+/* The usable numeric of properties->field, or NULL (missing, null, not a number, or
+ * field NULL). */
 extern Numeric properties_numeric(Jsonb *properties, const char *field);
 
 /* The COUNT_UNIQUE identity of properties->field: numbers (and number-syntax strings) in
  * canonical form, other strings as they are, true/false, objects and arrays as their
- * jsonb text; NULL when missing or JSON null. palloc'd. */
+ * jsonb text; NULL when missing or JSON null (or field NULL). palloc'd. */
 extern char *properties_unique_text(Jsonb *properties, const char *field);
 
 #endif							/* METER_NUMBER_H */

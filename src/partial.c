@@ -103,13 +103,18 @@ numbuf_set(MemoryContext cxt, NumBuf *b, Numeric src)
 static void
 numbuf_add(MemoryContext cxt, NumBuf *b, Numeric v, int sign)
 {
+	Numeric		t;
+
 	if (b->num == NULL)
-		numbuf_set(cxt, b, sign > 0 ? v :
-				   DatumGetNumeric(DirectFunctionCall1(numeric_uminus, NumericGetDatum(v))));
+		t = sign > 0 ? v : DatumGetNumeric(DirectFunctionCall1(numeric_uminus, NumericGetDatum(v)));
 	else if (sign > 0)
-		numbuf_set(cxt, b, numeric_add_opt_error(b->num, v, NULL));
+		t = numeric_add_opt_error(b->num, v, NULL);
 	else
-		numbuf_set(cxt, b, numeric_sub_opt_error(b->num, v, NULL));
+		t = numeric_sub_opt_error(b->num, v, NULL);
+	numbuf_set(cxt, b, t);
+	/* Sums run over many entries: give the temporary back rather than let memory grow. */
+	if (t != v)
+		pfree(t);
 }
 
 /*
@@ -141,10 +146,17 @@ partial_init(Partial *p, MemoryContext cxt)
 	p->cxt = cxt;
 }
 
+void
+partial_init_additive(Partial *p, MemoryContext cxt)
+{
+	partial_init(p, cxt);
+	p->additive = true;
+}
+
 bool
 partial_is_empty(const Partial *p)
 {
-	return p->events == 0 && p->n == 0 &&
+	return p->events == 0 && p->n == 0 && p->counted == 0 &&
 		(p->uniques == NULL || p->uniques->members == 0) &&
 		(p->maxima == NULL || p->maxima->members == 0) && p->best.num == NULL;
 }
@@ -154,6 +166,8 @@ partial_set_scale(Partial *p, int32 scale, int64 count)
 {
 	int			i;
 
+	if (p->additive)
+		return;
 	for (i = 0; i < p->nscales; i++)
 		if (p->scales[i].scale == scale)
 			break;
@@ -175,8 +189,20 @@ partial_set_scale(Partial *p, int32 scale, int64 count)
 		p->scales[i] = p->scales[--p->nscales];
 }
 
+uint32
+partial_unique_hash(const char *key)
+{
+	return hash_bytes((const unsigned char *) key, strlen(key));
+}
+
 void
 partial_unique_add(Partial *p, const char *key, int64 refs)
+{
+	partial_unique_add_hashed(p, key, partial_unique_hash(key), refs);
+}
+
+void
+partial_unique_add_hashed(Partial *p, const char *key, uint32 hash, int64 refs)
 {
 	bool		found;
 	UniqueEntry *e;
@@ -184,8 +210,8 @@ partial_unique_add(Partial *p, const char *key, int64 refs)
 	if (refs == 0)
 		return;
 	if (p->uniques == NULL)
-		p->uniques = uniqueset_create(p->cxt, 16, NULL);
-	e = uniqueset_insert(p->uniques, (char *) key, &found);
+		p->uniques = uniqueset_create(p->cxt, 64, NULL);
+	e = uniqueset_insert_hash(p->uniques, (char *) key, hash, &found);
 	if (!found)
 	{
 		e->key = MemoryContextStrdup(p->cxt, key);
@@ -199,6 +225,16 @@ partial_unique_add(Partial *p, const char *key, int64 refs)
 		uniqueset_delete_item(p->uniques, e);
 		pfree(k);
 	}
+}
+
+void
+partial_add_counted(Partial *p, int64 events, int64 n, int64 distinct)
+{
+	if (!partial_is_empty(p))
+		elog(ERROR, "meter: a stored count goes only into an empty partial state");
+	p->events = events;
+	p->n = n;
+	p->counted = distinct;
 }
 
 void
@@ -253,7 +289,7 @@ partial_add_sums(Partial *p, Numeric sum, Numeric sum_vt, int sign)
 void
 partial_add_event(Partial *p, const Aggregation *agg, int sign, const EventValue *ev)
 {
-	if (sign < 0 && !partial_invertible(agg))
+	if (sign < 0 && (!partial_invertible(agg) || p->additive))
 		elog(ERROR, "meter: %s cannot take an event out of a partial state",
 			 agg_type_names[agg->type]);
 	p->events += sign;
@@ -277,7 +313,8 @@ partial_add_event(Partial *p, const Aggregation *agg, int sign, const EventValue
 	if (AGG_HAS_SUM(agg->type))
 	{
 		numbuf_add(p->cxt, &p->sum, ev->value, sign);
-		partial_set_scale(p, num_scale(ev->value), sign);
+		if (!p->additive)
+			partial_set_scale(p, num_scale(ev->value), sign);
 		if (agg->type == AGG_WEIGHTED_SUM)
 			numbuf_add(p->cxt, &p->sum_vt,
 					   numeric_mul_opt_error(ev->value, epoch_numeric(ev->ts), NULL), sign);
@@ -292,9 +329,11 @@ void
 partial_combine(Partial *dst, const Partial *src, const Aggregation *agg, int sign,
 				BucketRemap remap, void *arg)
 {
-	if (sign < 0 && !partial_invertible(agg))
+	if (sign < 0 && (!partial_invertible(agg) || dst->additive))
 		elog(ERROR, "meter: %s cannot take events out of a partial state",
 			 agg_type_names[agg->type]);
+	if (src->counted != 0 || (dst->counted != 0 && !partial_is_empty(src)))
+		elog(ERROR, "meter: a counted partial state cannot be combined");
 	dst->events += sign * src->events;
 	dst->n += sign * src->n;
 	partial_add_sums(dst, src->sum.num, src->sum_vt.num, sign);
@@ -309,7 +348,7 @@ partial_combine(Partial *dst, const Partial *src, const Aggregation *agg, int si
 
 		uniqueset_start_iterate(src->uniques, &it);
 		while ((e = uniqueset_iterate(src->uniques, &it)) != NULL)
-			partial_unique_add(dst, e->key, sign * e->refs);
+			partial_unique_add_hashed(dst, e->key, e->hash, sign * e->refs);
 	}
 	if (src->maxima != NULL)
 	{
@@ -369,7 +408,7 @@ partial_final(const Partial *p, const Aggregation *agg, TimestampTz ws, Timestam
 		case AGG_COUNT:
 			return int64_to_numeric(p->events);
 		case AGG_COUNT_UNIQUE:
-			return int64_to_numeric(p->uniques ? (int64) p->uniques->members : 0);
+			return int64_to_numeric((p->uniques ? (int64) p->uniques->members : 0) + p->counted);
 		case AGG_SUM:
 			return p->n > 0 ? partial_sum(p) : int64_to_numeric(0);
 		case AGG_SUM_WITH_MULTIPLIER:

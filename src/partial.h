@@ -88,6 +88,9 @@ typedef struct Partial
 	TimestampTz best_ts;
 	struct uniqueset_hash *uniques;
 	struct maxset_hash *maxima;
+	int64		counted;		/* COUNT_UNIQUE: distinct values of events it holds only as a
+								 * number (a stored count); never combined */
+	bool		additive;		/* partial_init_additive: no removals, no scale counts */
 } Partial;
 
 /* What the parts of a partial state are used for, by aggregation. */
@@ -101,6 +104,13 @@ typedef struct Partial
 extern bool partial_invertible(const Aggregation *agg);
 
 extern void partial_init(Partial *p, MemoryContext cxt);
+
+/*
+ * A partial state that events are only ever added to (meter.aggregate): it keeps no
+ * per-scale counts, which only removals need (Σv then always has the scale of the
+ * values in it), and refuses removals.
+ */
+extern void partial_init_additive(Partial *p, MemoryContext cxt);
 
 /* No event left in it (and nothing else either). */
 extern bool partial_is_empty(const Partial *p);
@@ -147,8 +157,14 @@ extern void numbuf_set(MemoryContext cxt, NumBuf *b, Numeric src);
 extern void partial_add_sums(Partial *p, Numeric sum, Numeric sum_vt, int sign);
 extern void partial_set_scale(Partial *p, int32 scale, int64 count);
 extern void partial_unique_add(Partial *p, const char *key, int64 refs);
+/* The same with the key's hash (partial_unique_hash) known: decoders hash each string once. */
+extern uint32 partial_unique_hash(const char *key);
+extern void partial_unique_add_hashed(Partial *p, const char *key, uint32 hash, int64 refs);
 extern void partial_max_offer(Partial *p, TimestampTz bucket, const char *group, Numeric v);
 extern void partial_best_offer(Partial *p, const Aggregation *agg, Numeric v, TimestampTz ts);
+/* COUNT_UNIQUE: take a period's stored count of events and distinct values, into a
+ * partial state that holds nothing else (usage cells). */
+extern void partial_add_counted(Partial *p, int64 events, int64 n, int64 distinct);
 
 /* Numeric helpers shared by the engine. */
 extern int	num_cmp(Numeric a, Numeric b);

@@ -14,6 +14,7 @@
 #include "utils/datum.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "accumulate.h"
 #include "compaction.h"
@@ -21,6 +22,9 @@
 #include "raw.h"
 #include "recompute.h"
 #include "scope.h"
+#include "seal.h"
+#include "slotset.h"
+#include "buckets.h"
 #include "settings.h"
 #include "store.h"
 
@@ -46,24 +50,80 @@ recompute_event(const EventRow *row, void *arg)
 		accumulator_flush(s->acc);
 }
 
+/* ── Sealed time stays as it is ──────────────────────────────────────────────────── */
+
+typedef struct Kept
+{
+	TimestampTz before;
+	SlotSet    *set;
+	const Aggregation *agg;
+} Kept;
+
+static void
+kept_target(const SlotKey *key, bool mark, void *arg, Partial **into)
+{
+	Kept	   *k = arg;
+
+	if (key->slot < k->before)
+		into[0] = &slotset_entry(k->set, key)->partial;
+}
+
+static void
+kept_row(const StoredRow *row, void *arg)
+{
+	Kept	   *k = arg;
+
+	if (row->shard != STORE_ALL_CUSTOMERS)
+		slotset_decode(row->data, k->agg, NULL, NULL, kept_target, NULL, k);
+}
+
+/*
+ * Recomputing from a seal on: the sealed slots of the day the seal falls in go back as
+ * pending entries, folded again with the recomputed ones once the day's rows are
+ * forgotten (the all-customers row is rebuilt from them).
+ */
+static void
+keep_sealed_part_of_day(const MeterDef *m, TimestampTz before, Accumulator *acc)
+{
+	MeterScope	scope = {m->tenant, m->environment, m->id};
+	Kept		k = {before, slotset_create(CurrentMemoryContext), m->agg};
+	int16		shards[STORE_SHARDS];
+	int			nshards = store_shards_for(NULL, NULL, shards);
+
+	if ((TimestampTz) slot_day(before) * USECS_PER_DAY == before)
+		return;					/* midnight: no sealed slot on the seal's day */
+	store_read(&scope, shards, nshards, slot_day(before), slot_day(before), kept_row, &k);
+	accumulator_put(acc, m, k.set);
+}
+
 int64
 recompute_meter(const MeterDef *m)
 {
 	MeterScope	scope = {m->tenant, m->environment, m->id};
 	RawScan		raw = {0};
-	TimestampTz lo = DT_NOBEGIN,
+	TimestampTz lo,
 				hi = DT_NOEND;
 	MeterScan	s = {m, NULL, 0};
+	Snapshot	snap;
 
+	/*
+	 * The lock waits for the tenant's writers; what they committed meanwhile is after the
+	 * statement's snapshot: forget and read in one taken now.
+	 */
 	tenant_lock_exclusive(m->tenant);
-	store_forget(&scope, DATEVAL_NOBEGIN);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	lo = seal_of(m->tenant, m->environment);
 	s.acc = accumulator_create();
+	if (lo != DT_NOBEGIN)
+		keep_sealed_part_of_day(m, lo, s.acc);
+	store_forget(&scope, lo == DT_NOBEGIN ? DATEVAL_NOBEGIN : slot_day(lo), snap);
 	raw.tenant = m->tenant;
 	raw.environment = m->environment;
 	raw.event_name = m->event_name;
 	raw.source = InvalidOid;
 	raw.ordered = true;
-	raw_scan(&raw, &lo, &hi, 1, NULL, recompute_event, &s);
+	raw_scan(&raw, &lo, &hi, 1, snap, recompute_event, &s);
+	UnregisterSnapshot(snap);
 	accumulator_flush(s.acc);
 	accumulator_destroy(s.acc);
 	(void) compaction_run(m->tenant, m->environment, m->id, true);
@@ -74,9 +134,12 @@ void
 recompute_forget(const char *tenant, const char *environment, const char *meter_id)
 {
 	MeterScope	scope = {tenant, environment, meter_id};
+	Snapshot	snap;
 
 	tenant_lock_exclusive(tenant);
-	store_forget(&scope, DATEVAL_NOBEGIN);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	store_forget(&scope, DATEVAL_NOBEGIN, snap);
+	UnregisterSnapshot(snap);
 }
 
 /* ── The meter-change trigger ────────────────────────────────────────────────────── */

@@ -12,7 +12,6 @@
 #ifndef METER_SLOTSET_H
 #define METER_SLOTSET_H
 
-#include "utils/hsearch.h"
 
 #include "aggregation.h"
 #include "partial.h"
@@ -25,9 +24,18 @@ typedef struct SlotKey
 	const char *dims;			/* the meter's filter-key values, encoded (dims.h) */
 } SlotKey;
 
+/* Entries are hashed and ordered by interned numbers, not by their strings. */
+typedef struct SlotHashKey
+{
+	int32		customer;		/* the (customer, external customer) pair's number */
+	int32		dims;
+	TimestampTz slot;
+} SlotHashKey;
+
 typedef struct SlotEntry
 {
-	SlotKey		key;
+	SlotHashKey hkey;
+	SlotKey		key;			/* its strings are the set's interned copies */
 	bool		mark;			/* recompute this customer's slot from the raw events */
 	Partial		partial;
 } SlotEntry;
@@ -35,7 +43,11 @@ typedef struct SlotEntry
 typedef struct SlotSet
 {
 	MemoryContext cxt;
-	HTAB	   *entries;
+	struct entrytab_hash *entries;
+	struct interntab_hash *customers;	/* interned (customer, external customer) pairs */
+	struct interntab_hash *dims;	/* interned dimension strings */
+	struct Interned *last_customer; /* the pair met last (a decode meets it in runs) */
+	struct Interned *last_dims;
 	Size		bytes;			/* about how much memory the set holds */
 } SlotSet;
 
@@ -45,25 +57,62 @@ extern long slotset_count(const SlotSet *set);
 /* The entry of a key, created empty when new. */
 extern SlotEntry *slotset_entry(SlotSet *set, const SlotKey *key);
 
-/* The entries ordered by (external customer, customer, slot, dims); palloc'd. */
+/* The entry of a key, or NULL. */
+extern SlotEntry *slotset_find(SlotSet *set, const SlotKey *key);
+
+/* The entries grouped by customer (in the order customers were first met), then by
+ * slot and dimensions; palloc'd. */
 extern SlotEntry **slotset_sorted(SlotSet *set, int *n);
 
-/* Key order: external customer, customer, slot, dims. */
-extern int	slotkey_compare(const SlotKey *a, const SlotKey *b);
-
-/* The stored form of sorted entries of one aggregation. dim_keys name the dimensions. */
+/* The stored form of sorted entries of one aggregation. dim_keys name the dimensions;
+ * tags are numbers of the writer's own, read back without decoding the entries. With
+ * day_summaries (entries of one UTC day), a customer with several entries of one
+ * dimension value also gets its day's total per dimension value, which a reader whose
+ * window holds the whole day takes instead of the slots (not for a bucketed MAX). */
 extern bytea *slotset_encode(SlotEntry **entries, int n, const Aggregation *agg,
-							 int ndim_keys, const char *const *dim_keys);
+							 int ndim_keys, const char *const *dim_keys,
+							 const int64 *tags, int ntags, bool day_summaries);
+
+/* The customers of a stored set and how many events their entries count, without
+ * decoding the entries. */
+typedef void (*SlotCustomerVisitor) (const char *customer, const char *external_customer,
+									 int64 events, void *arg);
+extern void slotset_customers(bytea *stored, SlotCustomerVisitor visit, void *arg);
+
+/* The tags a stored set was written with; palloc'd. */
+extern int64 *slotset_tags(bytea *stored, int *n);
 
 /*
- * Read a stored set. For each entry, target(key, mark, arg) returns the partial state to
- * add the entry's partial state to, or NULL to skip it; the key's strings live as long as
- * the decode's memory (CurrentMemoryContext). remap as in partial_combine. A damaged
- * value is an error (XX001), never a crash.
+ * Read a stored set. Entries of other customers than customer / external_customer (when
+ * not NULL) are skipped without being decoded. For each other entry, target(key, mark,
+ * arg, into) writes the partial states to add the entry's partial state to into into[0]
+ * and into[1] (NULL: none); the key's strings live as long as the decode's memory
+ * (CurrentMemoryContext). remap as in partial_combine. A damaged value is an error
+ * (XX001), never a crash.
  */
-typedef Partial *(*SlotTarget) (const SlotKey *key, bool mark, void *arg);
-extern void slotset_decode(bytea *stored, const Aggregation *agg, SlotTarget target,
+typedef void (*SlotTarget) (const SlotKey *key, bool mark, void *arg, Partial **into);
+extern void slotset_decode(bytea *stored, const Aggregation *agg, const char *customer,
+						   const char *external_customer, SlotTarget target,
 						   BucketRemap remap, void *arg);
+
+/* The same, reading each customer's day totals where it has them (the caller's window
+ * holds the whole day): their key's slot is the day's first slot. */
+extern void slotset_decode_days(bytea *stored, const Aggregation *agg, const char *customer,
+								const char *external_customer, SlotTarget target, void *arg);
+
+/*
+ * The same, offering first each customer's stored counts (COUNT_UNIQUE, compacted rows):
+ * counts(key, end, events, n, distinct, arg) for each UTC hour [key->slot, end) it has
+ * entries in and for its whole day, key->dims being any of its dimension values; when
+ * it returns true the number serves the period and the entries in it are not offered to
+ * target. days: read day totals as slotset_decode_days does when no count was taken.
+ */
+typedef bool (*SlotCountTarget) (const SlotKey *key, TimestampTz end, int64 events, int64 n,
+								 int64 distinct, void *arg);
+extern void slotset_decode_counted(bytea *stored, const Aggregation *agg,
+								   const char *customer, const char *external_customer,
+								   SlotTarget target, SlotCountTarget counts,
+								   BucketRemap remap, void *arg, bool days);
 
 /* The dimension keys a stored set was written with; palloc'd. */
 extern char **slotset_dim_keys(bytea *stored, int *n);

@@ -7,12 +7,15 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
+#include "slotset.h"
 #include "store.h"
 
 typedef struct StorePlan
@@ -32,6 +35,12 @@ static StorePlan append_pending_plan = {
 	7, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, DATEARRAYOID, DATEARRAYOID, INT4ARRAYOID, BYTEAARRAYOID}
 };
 
+static StorePlan sealed_skip_plan = {
+	"INSERT INTO meter.sealed_skips (tenant_id, environment_id, meter_id, customer_id,"
+	" external_customer_id, slot, events) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+	7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID}
+};
+
 static StorePlan list_pending_plan = {
 	"SELECT ctid, pg_catalog.octet_length(data) FROM meter.pending WHERE " SCOPE_WHERE
 	" ORDER BY first_day, last_day",
@@ -43,92 +52,48 @@ static StorePlan take_pending_plan = {
 	1, {TIDARRAYOID}
 };
 
-static StorePlan fetch_rollups_plan = {
-	"SELECT r.ctid, r.external_customer_id, r.customer_id, r.day, r.data"
-	" FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) AS k(x, c, d)"
+static StorePlan fetch_plan = {
+	"SELECT r.ctid, r.shard, r.day, r.data"
+	" FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5)) AS k(s, d)"
 	" CROSS JOIN LATERAL (SELECT r.ctid, r.* FROM meter.rollups r WHERE r." SCOPE_WHERE
-	"  AND r.external_customer_id OPERATOR(pg_catalog.=) k.x AND r.customer_id OPERATOR(pg_catalog.=) k.c"
-	"  AND r.day OPERATOR(pg_catalog.=) k.d) AS r",
-	6, {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, DATEARRAYOID}
+	"  AND r.shard OPERATOR(pg_catalog.=) k.s AND r.day OPERATOR(pg_catalog.=) k.d) AS r",
+	5, {TEXTOID, TEXTOID, TEXTOID, INT2ARRAYOID, DATEARRAYOID}
 };
 
-static StorePlan fetch_totals_plan = {
-	"SELECT r.ctid, NULL::text, NULL::text, r.day, r.data"
-	" FROM pg_catalog.unnest($4) AS k(d)"
-	" CROSS JOIN LATERAL (SELECT r.ctid, r.* FROM meter.rollup_totals r WHERE r." SCOPE_WHERE
-	"  AND r.day OPERATOR(pg_catalog.=) k.d) AS r",
-	4, {TEXTOID, TEXTOID, TEXTOID, DATEARRAYOID}
+static StorePlan insert_plan = {
+	"INSERT INTO meter.rollups (tenant_id, environment_id, meter_id, shard, day, data)"
+	" SELECT $1, $2, $3, k.s, k.d, k.data"
+	" FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) AS k(s, d, data)",
+	6, {TEXTOID, TEXTOID, TEXTOID, INT2ARRAYOID, DATEARRAYOID, BYTEAARRAYOID}
 };
 
-static StorePlan insert_rollups_plan = {
-	"INSERT INTO meter.rollups (tenant_id, environment_id, meter_id, external_customer_id, customer_id, day, data)"
-	" SELECT $1, $2, $3, k.x, k.c, k.d, k.data FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7)) AS k(x, c, d, data)",
-	7, {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, DATEARRAYOID, BYTEAARRAYOID}
-};
-
-static StorePlan insert_totals_plan = {
-	"INSERT INTO meter.rollup_totals (tenant_id, environment_id, meter_id, day, data)"
-	" SELECT $1, $2, $3, k.d, k.data FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5)) AS k(d, data)",
-	5, {TEXTOID, TEXTOID, TEXTOID, DATEARRAYOID, BYTEAARRAYOID}
-};
-
-static StorePlan update_rollups_plan = {
-	"UPDATE meter.rollups r SET data = k.data FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS k(t, data)"
+static StorePlan update_plan = {
+	"UPDATE meter.rollups r SET data = k.data"
+	" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS k(t, data)"
 	" WHERE r.ctid OPERATOR(pg_catalog.=) k.t",
 	2, {TIDARRAYOID, BYTEAARRAYOID}
 };
 
-static StorePlan update_totals_plan = {
-	"UPDATE meter.rollup_totals r SET data = k.data FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS k(t, data)"
-	" WHERE r.ctid OPERATOR(pg_catalog.=) k.t",
-	2, {TIDARRAYOID, BYTEAARRAYOID}
-};
-
-static StorePlan delete_rollups_plan = {
+static StorePlan delete_plan = {
 	"DELETE FROM meter.rollups WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)",
 	1, {TIDARRAYOID}
 };
 
-static StorePlan delete_totals_plan = {
-	"DELETE FROM meter.rollup_totals WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)",
-	1, {TIDARRAYOID}
-};
-
 static StorePlan forget_plan = {
-	"WITH p AS (DELETE FROM meter.pending WHERE " SCOPE_WHERE " AND last_day OPERATOR(pg_catalog.>=) $4),"
-	" r AS (DELETE FROM meter.rollups WHERE " SCOPE_WHERE " AND day OPERATOR(pg_catalog.>=) $4)"
-	" DELETE FROM meter.rollup_totals WHERE " SCOPE_WHERE " AND day OPERATOR(pg_catalog.>=) $4",
+	"WITH p AS (DELETE FROM meter.pending WHERE " SCOPE_WHERE " AND last_day OPERATOR(pg_catalog.>=) $4)"
+	" DELETE FROM meter.rollups WHERE " SCOPE_WHERE " AND day OPERATOR(pg_catalog.>=) $4",
 	4, {TEXTOID, TEXTOID, TEXTOID, DATEOID}
 };
 
-#define READ_SQL(extra) \
-	"SELECT external_customer_id, customer_id, day, data FROM meter.rollups WHERE " SCOPE_WHERE \
-	" AND day OPERATOR(pg_catalog.>=) $4 AND day OPERATOR(pg_catalog.<=) $5" extra
+static StorePlan read_plan = {
+	"SELECT shard, day, data FROM meter.rollups WHERE " SCOPE_WHERE
+	" AND shard OPERATOR(pg_catalog.=) ANY ($4)"
+	" AND day OPERATOR(pg_catalog.>=) $5 AND day OPERATOR(pg_catalog.<=) $6",
+	6, {TEXTOID, TEXTOID, TEXTOID, INT2ARRAYOID, DATEOID, DATEOID}
+};
 
-static StorePlan read_all_plan = {READ_SQL(""), 5, {TEXTOID, TEXTOID, TEXTOID, DATEOID, DATEOID}};
-static StorePlan read_external_plan = {
-	READ_SQL(" AND external_customer_id OPERATOR(pg_catalog.=) $6"),
-	6, {TEXTOID, TEXTOID, TEXTOID, DATEOID, DATEOID, TEXTOID}
-};
-static StorePlan read_customer_plan = {
-	READ_SQL(" AND customer_id OPERATOR(pg_catalog.=) $6 AND customer_id OPERATOR(pg_catalog.<>) ''"),
-	6, {TEXTOID, TEXTOID, TEXTOID, DATEOID, DATEOID, TEXTOID}
-};
-static StorePlan read_empty_customer_plan = {
-	READ_SQL(" AND customer_id OPERATOR(pg_catalog.=) ''"),
-	5, {TEXTOID, TEXTOID, TEXTOID, DATEOID, DATEOID}
-};
-static StorePlan read_both_plan = {
-	READ_SQL(" AND external_customer_id OPERATOR(pg_catalog.=) $6 AND customer_id OPERATOR(pg_catalog.=) $7"),
-	7, {TEXTOID, TEXTOID, TEXTOID, DATEOID, DATEOID, TEXTOID, TEXTOID}
-};
-static StorePlan read_totals_plan = {
-	"SELECT NULL::text, NULL::text, day, data FROM meter.rollup_totals WHERE " SCOPE_WHERE
-	" AND day OPERATOR(pg_catalog.>=) $4 AND day OPERATOR(pg_catalog.<=) $5",
-	5, {TEXTOID, TEXTOID, TEXTOID, DATEOID, DATEOID}
-};
 static StorePlan read_pending_plan = {
-	"SELECT NULL::text, NULL::text, first_day, data FROM meter.pending WHERE " SCOPE_WHERE
+	"SELECT NULL::pg_catalog.int2, first_day, data FROM meter.pending WHERE " SCOPE_WHERE
 	" AND last_day OPERATOR(pg_catalog.>=) $4 AND first_day OPERATOR(pg_catalog.<=) $5",
 	5, {TEXTOID, TEXTOID, TEXTOID, DATEOID, DATEOID}
 };
@@ -202,8 +167,8 @@ scope_args(const MeterScope *m, Datum *args)
 	args[2] = text_datum(m->meter_id);
 }
 
-/* Hand SPI's result rows (ctid?, ext, customer, day, data) to visit, in the caller's
- * memory context. */
+/* Hand SPI's result rows (ctid?, shard, day, data) to visit, in the caller's memory
+ * context. */
 static void
 visit_rows(MemoryContext caller, bool with_ctid, StoredRowVisitor visit, void *arg)
 {
@@ -225,14 +190,56 @@ visit_rows(MemoryContext caller, bool with_ctid, StoredRowVisitor visit, void *a
 			row.exists = true;
 		}
 		d = SPI_getbinval(t, desc, off + 1, &isnull);
-		row.external_customer = isnull ? NULL : TextDatumGetCString(d);
-		d = SPI_getbinval(t, desc, off + 2, &isnull);
-		row.customer = isnull ? NULL : TextDatumGetCString(d);
-		row.day = DatumGetDateADT(SPI_getbinval(t, desc, off + 3, &isnull));
-		row.data = DatumGetByteaPP(SPI_getbinval(t, desc, off + 4, &isnull));
+		row.shard = isnull ? STORE_ALL_CUSTOMERS : DatumGetInt16(d);
+		row.day = DatumGetDateADT(SPI_getbinval(t, desc, off + 2, &isnull));
+		row.data = DatumGetByteaPP(SPI_getbinval(t, desc, off + 3, &isnull));
 		visit(&row, arg);
 	}
 	MemoryContextSwitchTo(spi);
+}
+
+/* ── Shards ──────────────────────────────────────────────────────────────────────── */
+
+int16
+store_shard(const char *customer, const char *external_customer)
+{
+	const char *who = external_customer[0] != '\0' ? external_customer : customer;
+
+	return (int16) (hash_bytes((const unsigned char *) who, (int) strlen(who)) % STORE_SHARDS);
+}
+
+int
+store_shards_for(const char *customer, const char *external_customer, int16 *shards)
+{
+	if (external_customer != NULL && external_customer[0] != '\0')
+		shards[0] = store_shard("", external_customer);
+	else if (external_customer != NULL && customer != NULL)
+		shards[0] = store_shard(customer, "");
+	else
+	{
+		for (int i = 0; i < STORE_SHARDS; i++)
+			shards[i] = (int16) i;
+		return STORE_SHARDS;
+	}
+	return 1;
+}
+
+void
+store_append_sealed_skip(const char *tenant, const char *environment, const char *meter_id,
+						 const SlotKey *key, int64 events)
+{
+	Datum		args[7];
+
+	args[0] = text_datum(tenant);
+	args[1] = text_datum(environment);
+	args[2] = text_datum(meter_id);
+	args[3] = text_datum(key->customer);
+	args[4] = text_datum(key->external_customer);
+	args[5] = TimestampTzGetDatum(key->slot);
+	args[6] = Int64GetDatum(events);
+	connect();
+	run(&sealed_skip_plan, args, NULL, NULL, false, SPI_OK_INSERT);
+	SPI_finish();
 }
 
 /* ── Pending rows ────────────────────────────────────────────────────────────────── */
@@ -314,53 +321,40 @@ store_take_pending(const MeterScope *m, Snapshot snap, Size max_bytes,
 /* ── Compacted rows ──────────────────────────────────────────────────────────────── */
 
 void
-store_fetch(const MeterScope *m, bool totals, StoredRow *keys, int n, Snapshot snap,
+store_fetch(const MeterScope *m, StoredRow *keys, int n, Snapshot snap,
 			StoredRowVisitor visit, void *arg)
 {
 	MemoryContext caller = CurrentMemoryContext;
-	Datum		args[6];
-	Datum	   *x = palloc(sizeof(Datum) * (n + 1));
-	Datum	   *c = palloc(sizeof(Datum) * (n + 1));
-	Datum	   *d = palloc(sizeof(Datum) * (n + 1));
+	Datum		args[5];
+	Datum	   *sh;
+	Datum	   *d;
 
 	if (n == 0)
 		return;
+	sh = palloc(sizeof(Datum) * n);
+	d = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
 	{
-		if (!totals)
-		{
-			x[i] = text_datum(keys[i].external_customer);
-			c[i] = text_datum(keys[i].customer);
-		}
+		sh[i] = Int16GetDatum(keys[i].shard);
 		d[i] = DateADTGetDatum(keys[i].day);
 	}
 	connect();
 	scope_args(m, args);
-	if (totals)
-	{
-		args[3] = array_of(d, NULL, n, DATEOID);
-		run(&fetch_totals_plan, args, NULL, snap, false, SPI_OK_SELECT);
-	}
-	else
-	{
-		args[3] = array_of(x, NULL, n, TEXTOID);
-		args[4] = array_of(c, NULL, n, TEXTOID);
-		args[5] = array_of(d, NULL, n, DATEOID);
-		run(&fetch_rollups_plan, args, NULL, snap, false, SPI_OK_SELECT);
-	}
+	args[3] = array_of(sh, NULL, n, INT2OID);
+	args[4] = array_of(d, NULL, n, DATEOID);
+	run(&fetch_plan, args, NULL, snap, false, SPI_OK_SELECT);
 	visit_rows(caller, true, visit, arg);
 	SPI_finish();
 }
 
 void
-store_put(const MeterScope *m, bool totals, StoredRow *rows, int n, Snapshot snap)
+store_put(const MeterScope *m, StoredRow *rows, int n, Snapshot snap)
 {
 	Datum	   *utid = palloc(sizeof(Datum) * (n + 1));
 	Datum	   *udata = palloc(sizeof(Datum) * (n + 1));
 	Datum	   *dtid = palloc(sizeof(Datum) * (n + 1));
-	Datum	   *ix = palloc(sizeof(Datum) * (n + 1));
-	Datum	   *ic = palloc(sizeof(Datum) * (n + 1));
-	Datum	   *id = palloc(sizeof(Datum) * (n + 1));
+	Datum	   *ish = palloc(sizeof(Datum) * (n + 1));
+	Datum	   *iday = palloc(sizeof(Datum) * (n + 1));
 	Datum	   *idata = palloc(sizeof(Datum) * (n + 1));
 	int			nu = 0,
 				nd = 0,
@@ -379,12 +373,8 @@ store_put(const MeterScope *m, bool totals, StoredRow *rows, int n, Snapshot sna
 			dtid[nd++] = PointerGetDatum(&r->ctid);
 		else if (r->data != NULL)
 		{
-			if (!totals)
-			{
-				ix[ni] = text_datum(r->external_customer);
-				ic[ni] = text_datum(r->customer);
-			}
-			id[ni] = DateADTGetDatum(r->day);
+			ish[ni] = Int16GetDatum(r->shard);
+			iday[ni] = DateADTGetDatum(r->day);
 			idata[ni++] = PointerGetDatum(r->data);
 		}
 	}
@@ -395,88 +385,58 @@ store_put(const MeterScope *m, bool totals, StoredRow *rows, int n, Snapshot sna
 
 		args[0] = array_of(utid, NULL, nu, TIDOID);
 		args[1] = array_of(udata, NULL, nu, BYTEAOID);
-		run(totals ? &update_totals_plan : &update_rollups_plan, args, NULL, snap, false, SPI_OK_UPDATE);
+		run(&update_plan, args, NULL, snap, false, SPI_OK_UPDATE);
 	}
 	if (nd > 0)
 	{
 		Datum		args[1];
 
 		args[0] = array_of(dtid, NULL, nd, TIDOID);
-		run(totals ? &delete_totals_plan : &delete_rollups_plan, args, NULL, snap, false, SPI_OK_DELETE);
+		run(&delete_plan, args, NULL, snap, false, SPI_OK_DELETE);
 	}
 	if (ni > 0)
 	{
-		Datum		args[7];
+		Datum		args[6];
 
 		scope_args(m, args);
-		if (totals)
-		{
-			args[3] = array_of(id, NULL, ni, DATEOID);
-			args[4] = array_of(idata, NULL, ni, BYTEAOID);
-			run(&insert_totals_plan, args, NULL, snap, false, SPI_OK_INSERT);
-		}
-		else
-		{
-			args[3] = array_of(ix, NULL, ni, TEXTOID);
-			args[4] = array_of(ic, NULL, ni, TEXTOID);
-			args[5] = array_of(id, NULL, ni, DATEOID);
-			args[6] = array_of(idata, NULL, ni, BYTEAOID);
-			run(&insert_rollups_plan, args, NULL, snap, false, SPI_OK_INSERT);
-		}
+		args[3] = array_of(ish, NULL, ni, INT2OID);
+		args[4] = array_of(iday, NULL, ni, DATEOID);
+		args[5] = array_of(idata, NULL, ni, BYTEAOID);
+		run(&insert_plan, args, NULL, snap, false, SPI_OK_INSERT);
 	}
 	SPI_finish();
 }
 
 void
-store_forget(const MeterScope *m, DateADT from_day)
+store_forget(const MeterScope *m, DateADT from_day, Snapshot snap)
 {
 	Datum		args[4];
 
 	connect();
 	scope_args(m, args);
 	args[3] = DateADTGetDatum(from_day);
-	run(&forget_plan, args, NULL, NULL, false, SPI_OK_DELETE);
+	run(&forget_plan, args, NULL, snap, false, SPI_OK_DELETE);
 	SPI_finish();
 }
 
 /* ── Usage reads ─────────────────────────────────────────────────────────────────── */
 
 void
-store_read(const MeterScope *m, bool totals, const char *customer,
-		   const char *external_customer, DateADT day_lo, DateADT day_hi,
-		   StoredRowVisitor visit, void *arg)
+store_read(const MeterScope *m, const int16 *shards, int nshards, DateADT day_lo,
+		   DateADT day_hi, StoredRowVisitor visit, void *arg)
 {
 	MemoryContext caller = CurrentMemoryContext;
-	Datum		args[7];
-	StorePlan	   *p;
+	Datum		args[6];
+	Datum	   *sh = palloc(sizeof(Datum) * (nshards + 1));
 
+	for (int i = 0; i < nshards; i++)
+		sh[i] = Int16GetDatum(shards[i]);
 	connect();
 	scope_args(m, args);
-	args[3] = DateADTGetDatum(day_lo);
-	args[4] = DateADTGetDatum(day_hi);
-	if (totals)
-		p = &read_totals_plan;
-	else if (customer != NULL && external_customer != NULL)
-	{
-		p = &read_both_plan;
-		args[5] = text_datum(external_customer);
-		args[6] = text_datum(customer);
-	}
-	else if (external_customer != NULL)
-	{
-		p = &read_external_plan;
-		args[5] = text_datum(external_customer);
-	}
-	else if (customer != NULL && customer[0] == '\0')
-		p = &read_empty_customer_plan;
-	else if (customer != NULL)
-	{
-		p = &read_customer_plan;
-		args[5] = text_datum(customer);
-	}
-	else
-		p = &read_all_plan;
-	run(p, args, NULL, NULL, true, SPI_OK_SELECT);
+	args[3] = array_of(sh, NULL, nshards, INT2OID);
+	args[4] = DateADTGetDatum(day_lo);
+	args[5] = DateADTGetDatum(day_hi);
+	run(&read_plan, args, NULL, NULL, true, SPI_OK_SELECT);
 	visit_rows(caller, false, visit, arg);
 	SPI_finish();
 }

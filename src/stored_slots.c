@@ -32,8 +32,8 @@ typedef struct Collect
 
 static const char *const all_customers = "";
 
-static Partial *
-collect_target(const SlotKey *key, bool mark, void *arg)
+static void
+collect_target(const SlotKey *key, bool mark, void *arg, Partial **into)
 {
 	Collect    *c = arg;
 	SlotKey		k = *key;
@@ -47,7 +47,7 @@ collect_target(const SlotKey *key, bool mark, void *arg)
 	e = slotset_entry(c->set, &k);
 	if (mark)
 		e->mark = true;
-	return &e->partial;
+	into[0] = &e->partial;
 }
 
 static void
@@ -55,7 +55,21 @@ collect_visit(const StoredRow *row, void *arg)
 {
 	Collect    *c = arg;
 
-	slotset_decode(row->data, c->agg, collect_target, NULL, c);
+	slotset_decode(row->data, c->agg, NULL, NULL, collect_target, NULL, c);
+}
+
+/* Every compacted row of a meter: the customer shards, or the all-customers rows. */
+static void
+read_rows(const MeterScope *scope, bool totals, Collect *c)
+{
+	int16		shards[STORE_SHARDS];
+	int			n = 1;
+
+	if (totals)
+		shards[0] = STORE_ALL_CUSTOMERS;
+	else
+		n = store_shards_for(NULL, NULL, shards);
+	store_read(scope, shards, n, DATEVAL_NOBEGIN, DATEVAL_NOEND, collect_visit, c);
 }
 
 static Datum
@@ -139,7 +153,7 @@ meter_stored_slots(PG_FUNCTION_ARGS)
 	c.set = slotset_create(CurrentMemoryContext);
 	c.agg = m->agg;
 	c.totals = totals;
-	store_read(&scope, totals, NULL, NULL, DATEVAL_NOBEGIN, DATEVAL_NOEND, collect_visit, &c);
+	read_rows(&scope, totals, &c);
 	/* Pending rows hold customer entries: for totals they fold into all customers. */
 	store_read_pending(&scope, DATEVAL_NOBEGIN, DATEVAL_NOEND, collect_visit, &c);
 	entries = slotset_sorted(c.set, &n);
@@ -201,6 +215,28 @@ scope_meters(int *n)
 	return ids;
 }
 
+/* Events written into sealed time, per meter, customer and slot, of the current scope. */
+static void
+sealed_skips(ReturnSetInfo *rsinfo)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+
+	args[0] = CStringGetTextDatum(scope_tenant());
+	args[1] = CStringGetTextDatum(scope_environment());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT meter_id, customer_id, external_customer_id, slot,"
+							  " pg_catalog.sum(events)::pg_catalog.int8, 'sealed period'"
+							  " FROM meter.sealed_skips WHERE tenant_id OPERATOR(pg_catalog.=) $1"
+							  " AND environment_id OPERATOR(pg_catalog.=) $2 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+							  2, types, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "meter: reading the sealed skips failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+	SPI_finish();
+}
+
 /*
  * meter.skips() → TABLE(meter_id, customer_id, external_customer_id, bucket, skipped,
  * reason): per meter of the current scope, customer and 15-minute slot, the events the
@@ -228,7 +264,7 @@ meter_skips(PG_FUNCTION_ARGS)
 		c.set = slotset_create(CurrentMemoryContext);
 		c.agg = m->agg;
 		c.totals = false;
-		store_read(&scope, false, NULL, NULL, DATEVAL_NOBEGIN, DATEVAL_NOEND, collect_visit, &c);
+		read_rows(&scope, false, &c);
 		store_read_pending(&scope, DATEVAL_NOBEGIN, DATEVAL_NOEND, collect_visit, &c);
 		entries = slotset_sorted(c.set, &n);
 		for (int i = 0; i < n;)
@@ -254,5 +290,6 @@ meter_skips(PG_FUNCTION_ARGS)
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, isnull);
 		}
 	}
+	sealed_skips(rsinfo);
 	return (Datum) 0;
 }

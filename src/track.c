@@ -10,11 +10,14 @@
  * away from them — or, for MAX, MIN and LATEST, mark their slot for recomputation. What
  * a statement did is appended as one pending row per meter: no row is ever updated in
  * place, so the order in which PostgreSQL fires the triggers of one statement cannot
- * matter and writers never wait for each other. Past a threshold the writer compacts.
+ * matter and writers never wait for each other. Past a threshold the writer compacts, at
+ * the end of its statement (statement_end.c). While meter.restoring is on the trigger
+ * counts nothing: a restore loads events whose usage the dump already holds.
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -26,10 +29,12 @@
 #include "utils/tuplestore.h"
 
 #include "accumulate.h"
-#include "compaction.h"
 #include "event_table.h"
 #include "locks.h"
 #include "meter_cache.h"
+#include "seal.h"
+#include "settings.h"
+#include "track.h"
 
 /* What a trigger call site knows about its table (fn_extra). */
 typedef struct TrackedTable
@@ -45,8 +50,11 @@ typedef struct TrackState
 	const EventColumns *cols;
 	MemoryContext row_context;
 	char	   *locked_tenant;
+	char	   *seal_scope;		/* the scope whose seal is in seal_before */
+	TimestampTz seal_before;
 	const CompiledMeter **matched;
 	int			matched_cap;
+	EventColumns cols_buf;		/* track_table_rows: the columns of its table */
 } TrackState;
 
 static char *
@@ -65,8 +73,10 @@ table_registered(Oid relid)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* A partition of a tracked table is tracked with it. */
 	if (SPI_execute_with_args("SELECT 1 FROM meter.tracked_tables"
-							  " WHERE relid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+							  " WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY"
+							  " (ARRAY[$1, pg_catalog.pg_partition_root($1)::pg_catalog.oid])",
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "meter: reading the tracked tables failed");
 	found = SPI_processed > 0;
@@ -111,6 +121,20 @@ lock_tenant(TrackState *state, const char *tenant)
 	state->locked_tenant = MemoryContextStrdup(TopTransactionContext, tenant);
 }
 
+/* The seal of the row's scope, remembered for the statement's next rows. */
+static TimestampTz
+scope_seal(TrackState *state, const EventRow *row)
+{
+	char	   *scope = psprintf("%s\x1f%s", row->tenant, row->environment);
+
+	if (state->seal_scope == NULL || strcmp(state->seal_scope, scope) != 0)
+	{
+		state->seal_before = seal_of(row->tenant, row->environment);
+		state->seal_scope = MemoryContextStrdup(TopTransactionContext, scope);
+	}
+	return state->seal_before;
+}
+
 /* Match one event row against its meters and count it (sign +1) or take it out (-1). */
 static void
 track_row(TrackState *state, TupleTableSlot *slot, int sign)
@@ -132,8 +156,16 @@ track_row(TrackState *state, TupleTableSlot *slot, int sign)
 												sizeof(CompiledMeter *) * meters->nmeters);
 		}
 		n = meter_cache_match(meters, row.properties, state->matched);
-		for (int i = 0; i < n; i++)
-			accumulator_add(state->acc, state->matched[i], &row, sign);
+		if (row.timestamp < scope_seal(state, &row))
+		{
+			/* Sealed time: a new event is stored but not counted; removals change nothing. */
+			if (sign > 0)
+				for (int i = 0; i < n; i++)
+					accumulator_add_late(state->acc, state->matched[i], &row);
+		}
+		else
+			for (int i = 0; i < n; i++)
+				accumulator_add(state->acc, state->matched[i], &row, sign);
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(state->row_context);
@@ -162,11 +194,16 @@ track_tuple(TrackState *state, HeapTuple tuple, TupleDesc desc, int sign)
 	ExecDropSingleTupleTableSlot(slot);
 }
 
-/* TRUNCATE, before it runs: every row the table itself holds goes out of usage. */
+/*
+ * Every row a table holds (only its own rows, or its partitions' too) counted in (+1) or
+ * out (-1): TRUNCATE before it runs, and partitions attached or detached.
+ */
 static void
-track_truncate(TrackState *state, Relation rel)
+track_rows_of(TrackState *state, Oid relid, bool only, int sign)
 {
-	char	   *sql = psprintf("SELECT * FROM ONLY %s", relation_display_name(rel));
+	char	   *sql = psprintf("SELECT * FROM %s%s", only ? "ONLY " : "",
+							   quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+														  get_rel_name(relid)));
 	SPIPlanPtr	plan;
 	Portal		portal;
 
@@ -174,7 +211,7 @@ track_truncate(TrackState *state, Relation rel)
 		elog(ERROR, "SPI_connect failed");
 	plan = SPI_prepare(sql, 0, NULL);
 	if (plan == NULL)
-		elog(ERROR, "meter: reading %s before TRUNCATE failed", sql);
+		elog(ERROR, "meter: reading %s failed", sql);
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
 	for (;;)
 	{
@@ -182,11 +219,33 @@ track_truncate(TrackState *state, Relation rel)
 		if (SPI_processed == 0)
 			break;
 		for (uint64 i = 0; i < SPI_processed; i++)
-			track_tuple(state, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, -1);
+			track_tuple(state, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, sign);
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
 	SPI_finish();
+}
+
+void
+track_table_rows(Oid relid, int sign)
+{
+	TrackState	state = {0};
+	Relation	rel;
+
+	if (meter_restoring)
+		return;
+	rel = relation_open(relid, AccessShareLock);
+
+	event_columns_find(RelationGetDescr(rel), relation_display_name(rel), &state.cols_buf);
+	relation_close(rel, AccessShareLock);
+	state.cols = &state.cols_buf;
+	state.acc = accumulator_create();
+	state.row_context = AllocSetContextCreate(CurrentMemoryContext, "meter track row",
+											  ALLOCSET_DEFAULT_SIZES);
+	track_rows_of(&state, relid, false, sign);
+	accumulator_flush(state.acc);
+	accumulator_destroy(state.acc);
+	MemoryContextDelete(state.row_context);
 }
 
 static void
@@ -236,6 +295,8 @@ meter_track_usage(PG_FUNCTION_ARGS)
 	TrackState	state = {0};
 
 	check_trigger_protocol(fcinfo);
+	if (meter_restoring)
+		return PointerGetDatum(NULL);
 	trig = (TriggerData *) fcinfo->context;
 	rel = trig->tg_relation;
 	desc = RelationGetDescr(rel);
@@ -253,7 +314,7 @@ meter_track_usage(PG_FUNCTION_ARGS)
 					 errdetail("After TRUNCATE the rows whose usage must go are gone."),
 					 errhint("Run SELECT meter.untrack('%s') and SELECT meter.track('%s') to recreate the triggers.",
 							 RelationGetRelationName(rel), RelationGetRelationName(rel))));
-		track_truncate(&state, rel);
+		track_rows_of(&state, RelationGetRelid(rel), true, -1);
 	}
 	else if (TRIGGER_FIRED_FOR_ROW(trig->tg_event))
 	{
@@ -274,6 +335,5 @@ meter_track_usage(PG_FUNCTION_ARGS)
 	accumulator_flush(state.acc);
 	accumulator_destroy(state.acc);
 	MemoryContextDelete(state.row_context);
-	compaction_run_due();
 	return PointerGetDatum(NULL);
 }

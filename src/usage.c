@@ -76,7 +76,7 @@ history_start(const UsageRequest *r)
 		elog(ERROR, "SPI_connect failed");
 	if (!r->from_events)
 	{
-		sql = psprintf("SELECT least((SELECT min(day) FROM meter.rollup_totals WHERE tenant_id = %s"
+		sql = psprintf("SELECT least((SELECT min(day) FROM meter.rollups WHERE shard = -1 AND tenant_id = %s"
 					   " AND environment_id = %s AND meter_id = %s),"
 					   " (SELECT min(first_day) FROM meter.pending WHERE tenant_id = %s"
 					   " AND environment_id = %s AND meter_id = %s))",
@@ -300,15 +300,15 @@ slot_in_range(const Usage *u, TimestampTz slot)
 	return u->ncells > 0 && slot + SLOT_USECS > u->cell_start[0] && slot < u->req.end;
 }
 
-static Partial *
-pending_target(const SlotKey *key, bool mark, void *arg)
+static void
+pending_target(const SlotKey *key, bool mark, void *arg, Partial **into)
 {
 	PendingRead *p = arg;
 	SlotEntry  *e;
 
 	if (!slot_in_range(p->u, key->slot) ||
 		group_of(p->u, key->customer, key->external_customer, key->dims) < 0)
-		return NULL;
+		return;
 	e = slotset_entry(p->set, key);
 	if (mark && !e->mark)
 	{
@@ -320,7 +320,7 @@ pending_target(const SlotKey *key, bool mark, void *arg)
 		}
 		p->marked[p->nmarked++] = key->slot;
 	}
-	return &e->partial;
+	into[0] = &e->partial;
 }
 
 static void
@@ -328,14 +328,14 @@ pending_visit(const StoredRow *row, void *arg)
 {
 	PendingRead *p = arg;
 
-	slotset_decode(row->data, p->u->req.meter->agg, pending_target, NULL, p);
+	slotset_decode(row->data, p->u->req.meter->agg, p->u->req.customer,
+				   p->u->req.external_customer, pending_target, NULL, p);
 }
 
 /* The cell partial a whole stored slot adds to, or NULL. */
 static Partial *
-stored_target(const SlotKey *key, bool mark, void *arg)
+slot_cell(Usage *u, const SlotKey *key)
 {
-	Usage	   *u = arg;
 	int			g,
 				cell;
 
@@ -349,11 +349,152 @@ stored_target(const SlotKey *key, bool mark, void *arg)
 }
 
 static void
+stored_target(const SlotKey *key, bool mark, void *arg, Partial **into)
+{
+	into[0] = slot_cell((Usage *) arg, key);
+}
+
+/* Is any slot in [s, e) read from the raw events? */
+static bool
+raw_within(const Usage *u, TimestampTz s, TimestampTz e)
+{
+	int			lo = 0,
+				hi = u->nraw;
+
+	/* the first raw slot at or after s must come at or after e */
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (u->raw_slots[mid] < s)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < u->nraw && u->raw_slots[lo] < e;
+}
+
+/* Does one cell hold the whole UTC day, none of whose slots is read raw? Then the
+ * stored day totals serve it. */
+static bool
+day_is_whole(const Usage *u, DateADT day)
+{
+	TimestampTz s = (TimestampTz) day * USECS_PER_DAY;
+	TimestampTz e = s + USECS_PER_DAY;
+
+	if (AGG_BUCKETED(u->req.meter->agg) || u->ncells == 0 ||
+		s < u->cell_start[0] || e > u->req.end || cell_of(u, s) != cell_of(u, e - 1))
+		return false;
+	return !raw_within(u, s, e);
+}
+
+/* ── Stored counts (COUNT_UNIQUE) ────────────────────────────────────────────────── */
+
+/*
+ * Compacted rows of a COUNT_UNIQUE meter hold, per customer, the number of distinct
+ * values of each UTC hour and of the day. A cell that is exactly such a period takes the
+ * number instead of the values when nothing else adds to it: none of its slots read raw,
+ * no pending entry in it, one stored customer per group in the row, no running total
+ * (reset NEVER) and no grouping finer than the customer (counts span every dimension).
+ */
+static bool
+counts_apply(const UsageRequest *r)
+{
+	return r->meter->agg->type == AGG_COUNT_UNIQUE && !r->meter->reset_never &&
+		(r->group_of == NULL || r->by_customer);
+}
+
+static void
+taint(Usage *u, int g, int cell)
+{
+	if (g >= u->tainted_cap)
+	{
+		int			cap = Max(g + 1, u->tainted_cap * 2);
+
+		u->tainted = u->tainted ? repalloc(u->tainted, sizeof(bool *) * cap) : palloc(sizeof(bool *) * cap);
+		for (int i = u->tainted_cap; i < cap; i++)
+			u->tainted[i] = NULL;
+		u->tainted_cap = cap;
+	}
+	if (u->tainted[g] == NULL)
+		u->tainted[g] = palloc0(sizeof(bool) * Max(u->ncells, 1));
+	u->tainted[g][cell] = true;
+}
+
+static bool
+is_tainted(const Usage *u, int g, int cell)
+{
+	return g < u->tainted_cap && u->tainted[g] != NULL && u->tainted[g][cell];
+}
+
+static bool
+count_target(const SlotKey *key, TimestampTz end, int64 events, int64 n, int64 distinct,
+			 void *arg)
+{
+	Usage	   *u = arg;
+	int			cell = cell_of(u, key->slot);
+	int			g;
+	Partial    *p;
+
+	if (cell < 0 || u->cell_start[cell] != key->slot || u->cell_start[cell + 1] != end ||
+		raw_within(u, key->slot, end))
+		return false;
+	g = group_of(u, key->customer, key->external_customer, key->dims);
+	if (g < 0 || is_tainted(u, g, cell))
+		return false;
+	p = cell_partial(u, g, cell);
+	if (!partial_is_empty(p))
+		return false;
+	partial_add_counted(p, events, n, distinct);
+	return true;
+}
+
+/* A row whose customers map more than one to a group cannot give counts (two customers'
+ * distinct values do not add up). */
+typedef struct PairCount
+{
+	Usage	   *u;
+	const char *customer;
+	const char *external;
+	int			n;
+} PairCount;
+
+static void
+count_pair(const char *customer, const char *external, int64 events, void *arg)
+{
+	PairCount  *c = arg;
+
+	if ((c->customer == NULL || strcmp(customer, c->customer) == 0) &&
+		(c->external == NULL || strcmp(external, c->external) == 0) &&
+		group_of(c->u, customer, external, "") >= 0)
+		c->n++;
+}
+
+static bool
+row_gives_counts(Usage *u, const StoredRow *row, const char *customer, const char *external)
+{
+	PairCount	c = {u, customer, external, 0};
+
+	if (!u->counts_apply)
+		return false;
+	if (u->req.by_customer)
+		return true;			/* a group per customer */
+	slotset_customers(row->data, count_pair, &c);
+	return c.n <= 1;
+}
+
+static void
 stored_visit(const StoredRow *row, void *arg)
 {
 	Usage	   *u = arg;
+	bool		totals = row->shard == STORE_ALL_CUSTOMERS;
+	const char *customer = totals ? NULL : u->req.customer;
+	const char *external = totals ? NULL : u->req.external_customer;
+	bool		days = day_is_whole(u, row->day);
 
-	slotset_decode(row->data, u->req.meter->agg, stored_target, remap_to_cell, u);
+	slotset_decode_counted(row->data, u->req.meter->agg, customer, external, stored_target,
+						   row_gives_counts(u, row, customer, external) ? count_target : NULL,
+						   days ? NULL : remap_to_cell, u, days);
 }
 
 static bool
@@ -373,14 +514,37 @@ read_stored(Usage *u)
 	PendingRead p = {u, slotset_create(CurrentMemoryContext), NULL, 0, 0};
 	SlotEntry **entries;
 	int			n;
+	int16		shards[STORE_SHARDS];
+	int			nshards;
 
 	store_read_pending(&scope, lo, hi, pending_visit, &p);
 	collect_raw_slots(u, p.marked, p.nmarked);
-	store_read(&scope, reads_totals(r), r->customer, r->external_customer, lo, hi, stored_visit, u);
 	entries = slotset_sorted(p.set, &n);
+	u->counts_apply = counts_apply(r);
+	for (int i = 0; u->counts_apply && i < n; i++)
+	{
+		int			g,
+					cell;
+
+		if (!slot_in_range(u, entries[i]->key.slot))
+			continue;
+		g = group_of(u, entries[i]->key.customer, entries[i]->key.external_customer,
+					 entries[i]->key.dims);
+		cell = cell_of(u, entries[i]->key.slot);
+		if (g >= 0 && cell >= 0)
+			taint(u, g, cell);
+	}
+	if (reads_totals(r))
+	{
+		shards[0] = STORE_ALL_CUSTOMERS;
+		nshards = 1;
+	}
+	else
+		nshards = store_shards_for(r->customer, r->external_customer, shards);
+	store_read(&scope, shards, nshards, lo, hi, stored_visit, u);
 	for (int i = 0; i < n; i++)
 	{
-		Partial    *into = stored_target(&entries[i]->key, false, u);
+		Partial    *into = slot_cell(u, &entries[i]->key);
 
 		if (into != NULL)
 			partial_combine(into, &entries[i]->partial, m->agg, 1, remap_to_cell, u);
@@ -471,6 +635,123 @@ usage_compute(Usage *u, const UsageRequest *req)
 	if (!req->from_events)
 		read_stored(u);
 	read_raw(u);
+}
+
+int64
+usage_group_events(const Usage *u, int g)
+{
+	int64		events = 0;
+
+	if (g >= u->ngroups || u->cells[g] == NULL)
+		return 0;
+	for (int c = 0; c < u->ncells; c++)
+		if (u->cells[g][c] != NULL)
+			events += u->cells[g][c]->events;
+	return events;
+}
+
+/* ── History: customers with events before the range ─────────────────────────────── */
+
+typedef struct History
+{
+	Usage	   *u;
+	UsageHistoryVisitor visit;
+	void	   *arg;
+	DateADT		first_day;		/* the day of the first cell: decoded slot by slot */
+	SlotSet    *before;			/* slots of that day (and pending ones) before the start */
+} History;
+
+static void
+history_customer(const char *customer, const char *external, int64 events, void *arg)
+{
+	History    *h = arg;
+
+	h->visit(customer, external, events, h->arg);
+}
+
+static void
+history_target(const SlotKey *key, bool mark, void *arg, Partial **into)
+{
+	History    *h = arg;
+	SlotKey		k = *key;
+
+	if (key->slot + SLOT_USECS > h->u->cell_start[0])
+		return;
+	k.slot = 0;
+	k.dims = "";
+	into[0] = &slotset_entry(h->before, &k)->partial;
+}
+
+static void
+history_row(const StoredRow *row, void *arg)
+{
+	History    *h = arg;
+
+	if (row->shard != STORE_ALL_CUSTOMERS && row->day < h->first_day)
+		slotset_customers(row->data, history_customer, h);
+	else
+		slotset_decode(row->data, h->u->req.meter->agg, NULL, NULL, history_target, NULL, h);
+}
+
+static void
+history_event(const EventRow *row, void *arg)
+{
+	History    *h = arg;
+	MeterDef   *m = h->u->req.meter;
+
+	if (m->filters->nkeys > 0 &&
+		(row->properties == NULL || !filters_match(m->filters, row->properties)))
+		return;
+	h->visit(row->customer, row->external_customer, 1, h->arg);
+}
+
+void
+usage_history(Usage *u, UsageHistoryVisitor visit, void *arg)
+{
+	const UsageRequest *r = &u->req;
+	History		h = {u, visit, arg, 0, NULL};
+	TimestampTz lo = DT_NOBEGIN;
+
+	if (u->ncells == 0)
+		return;
+	if (r->from_events)
+	{
+		RawScan		scan = {0};
+
+		scan.tenant = r->meter->tenant;
+		scan.environment = r->meter->environment;
+		scan.event_name = r->meter->event_name;
+		scan.source = r->source;
+		raw_scan(&scan, &lo, &u->cell_start[0], 1, NULL, history_event, &h);
+	}
+	else
+	{
+		MeterScope	scope = {r->meter->tenant, r->meter->environment, r->meter->id};
+		int16		shards[STORE_SHARDS];
+		int			nshards = store_shards_for(NULL, NULL, shards);
+		int			n;
+		SlotEntry **before;
+
+		h.first_day = slot_day(u->cell_start[0]);
+		h.before = slotset_create(CurrentMemoryContext);
+		store_read(&scope, shards, nshards, DATEVAL_NOBEGIN, h.first_day, history_row, &h);
+		store_read_pending(&scope, DATEVAL_NOBEGIN, h.first_day, history_row, &h);
+		before = slotset_sorted(h.before, &n);
+		for (int i = 0; i < n; i++)
+			visit(before[i]->key.customer, before[i]->key.external_customer,
+				  before[i]->partial.events, arg);
+		if (!slot_aligned(u->cell_start[0]))
+		{
+			/* the start cuts its slot: the events before it in that slot, from raw */
+			RawScan		scan = {0};
+			TimestampTz cut = slot_start(u->cell_start[0]);
+
+			scan.tenant = r->meter->tenant;
+			scan.environment = r->meter->environment;
+			scan.event_name = r->meter->event_name;
+			raw_scan(&scan, &cut, &u->cell_start[0], 1, NULL, history_event, &h);
+		}
+	}
 }
 
 /* ── Values ──────────────────────────────────────────────────────────────────────── */

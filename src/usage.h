@@ -58,11 +58,34 @@ struct Usage
 	int			ngroups;
 	int			groups_cap;
 	Partial  ***cells;
+	/* COUNT_UNIQUE: may cells take stored counts; per group, the cells a pending entry
+	 * adds to (which cannot) */
+	bool		counts_apply;
+	bool	  **tainted;
+	int			tainted_cap;
 	MemoryContext cxt;
 };
 
-/* Compute: fills u->cells (and prior) for every group met. */
+/* Compute: fills u->cells for every group met. */
 extern void usage_compute(Usage *u, const UsageRequest *req);
+
+/* Events counted in group g's cells (all windows, the hidden one of NEVER included). */
+extern int64 usage_group_events(const Usage *u, int g);
+
+/*
+ * Events of each customer before the first cell (the range's start), for listing the
+ * customers that have any before the end: from the stored rows' customer headers and the
+ * pending rows (or, from_events, the raw events). visit is called per customer.
+ */
+typedef void (*UsageHistoryVisitor) (const char *customer, const char *external_customer,
+									 int64 events, void *arg);
+extern void usage_history(Usage *u, UsageHistoryVisitor visit, void *arg);
+
+/* Arguments shared by the usage functions (usage_functions.c). */
+extern const char *usage_text_arg(FunctionCallInfo fcinfo, int n);
+extern void usage_window_args(FunctionCallInfo fcinfo, UsageRequest *r, int start_arg,
+							  int size_arg, int tz_arg, int anchor_arg);
+extern Oid	usage_source_arg(FunctionCallInfo fcinfo, int n);
 
 /* The values of group g, one per reported window (NEVER: running values), palloc'd;
  * the windows are u->ws[u->first_window + i], u->we[…]. */

@@ -16,11 +16,11 @@
 #include "usage.h"
 #include "windows.h"
 
-/* Arguments shared by every usage function, from position `at` on: start_time,
- * end_time, … as named in each signature. */
-static void
-request_window(FunctionCallInfo fcinfo, UsageRequest *r, int start_arg, int size_arg,
-			   int tz_arg, int anchor_arg)
+/* Arguments shared by every usage function: start_time and end_time at start_arg and
+ * the next, window_size, timezone and billing_anchor where each signature has them. */
+void
+usage_window_args(FunctionCallInfo fcinfo, UsageRequest *r, int start_arg, int size_arg,
+				  int tz_arg, int anchor_arg)
 {
 	if (PG_ARGISNULL(start_arg) || PG_ARGISNULL(start_arg + 1))
 		ereport(ERROR,
@@ -36,15 +36,15 @@ request_window(FunctionCallInfo fcinfo, UsageRequest *r, int start_arg, int size
 	r->anchor = r->has_anchor ? PG_GETARG_TIMESTAMPTZ(anchor_arg) : 0;
 }
 
-static const char *
-text_arg(FunctionCallInfo fcinfo, int n)
+const char *
+usage_text_arg(FunctionCallInfo fcinfo, int n)
 {
 	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
 }
 
 /* A source table for the *_from_events functions: it must have the event columns. */
-static Oid
-source_arg(FunctionCallInfo fcinfo, int n)
+Oid
+usage_source_arg(FunctionCallInfo fcinfo, int n)
 {
 	volatile Oid relid;
 	Relation	rel;
@@ -115,10 +115,10 @@ meter_usage(PG_FUNCTION_ARGS)
 {
 	UsageRequest r = {0};
 
-	r.meter = meter_def_get(text_arg(fcinfo, 0));
-	request_window(fcinfo, &r, 1, 5, 6, 7);
-	r.customer = text_arg(fcinfo, 3);
-	r.external_customer = text_arg(fcinfo, 4);
+	r.meter = meter_def_get(usage_text_arg(fcinfo, 0));
+	usage_window_args(fcinfo, &r, 1, 5, 6, 7);
+	r.customer = usage_text_arg(fcinfo, 3);
+	r.external_customer = usage_text_arg(fcinfo, 4);
 	return usage_rows(fcinfo, &r);
 }
 
@@ -132,11 +132,11 @@ meter_usage_from_events(PG_FUNCTION_ARGS)
 {
 	UsageRequest r = {0};
 
-	r.meter = meter_def_get(text_arg(fcinfo, 0));
-	request_window(fcinfo, &r, 1, 5, 6, 7);
-	r.customer = text_arg(fcinfo, 3);
-	r.external_customer = text_arg(fcinfo, 4);
+	r.meter = meter_def_get(usage_text_arg(fcinfo, 0));
+	usage_window_args(fcinfo, &r, 1, 5, 6, 7);
+	r.customer = usage_text_arg(fcinfo, 3);
+	r.external_customer = usage_text_arg(fcinfo, 4);
 	r.from_events = true;
-	r.source = source_arg(fcinfo, 8);
+	r.source = usage_source_arg(fcinfo, 8);
 	return usage_rows(fcinfo, &r);
 }

@@ -249,7 +249,10 @@ windows_timezone(const char *name)
 {
 	pg_tz	   *tz = NULL;
 
-	if (name[0] != '\0' && strlen(name) <= TZ_STRLEN_MAX)
+	/* FlexPrice's backward-compatible default: no zone is UTC. */
+	if (name == NULL || name[0] == '\0')
+		name = "UTC";
+	if (strlen(name) <= TZ_STRLEN_MAX)
 		tz = pg_tzset(name);
 	if (tz == NULL || !pg_tz_acceptable(tz))
 		ereport(ERROR,
@@ -420,9 +423,9 @@ windows_next(WindowIter *it, TimestampTz *ws, TimestampTz *we)
  * meter.windows(start_time, end_time, window_size, timezone, billing_anchor) → the
  * windows [window_start, window_end) that partition [start_time, end_time), aligned in
  * the time zone (see the head of this file for DST gaps and overlaps). A NULL
- * window_size gives one window; a NULL timezone means UTC; a NULL billing_anchor means
- * MONTH windows start on the 1st at 00:00. Not STRICT for those defaults; NULL start_time
- * or end_time is an error. IMMUTABLE like timezone(text, timestamptz): the result
+ * window_size gives one window; a NULL or empty timezone means UTC; a NULL
+ * billing_anchor means MONTH windows start on the 1st at 00:00. Not STRICT for those
+ * defaults; NULL start_time or end_time is an error. IMMUTABLE like timezone(text, timestamptz): the result
  * depends on the arguments and the time zone database only.
  */
 PG_FUNCTION_INFO_V1(meter_windows);
@@ -456,7 +459,7 @@ meter_windows(PG_FUNCTION_ARGS)
 		funcctx->tuple_desc = BlessTupleDesc(tupdesc);
 
 		size = PG_ARGISNULL(2) ? WINDOW_NONE : (WindowSize) window_size_from_enum(PG_GETARG_OID(2));
-		tzname = PG_ARGISNULL(3) ? pstrdup("UTC") : text_to_cstring(PG_GETARG_TEXT_PP(3));
+		tzname = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
 		tz = windows_timezone(tzname);
 
 		it = palloc(sizeof(WindowIter));

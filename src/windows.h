@@ -30,7 +30,8 @@ typedef struct WindowIter
 	int64		count;			/* windows returned so far */
 } WindowIter;
 
-/* The zone of an IANA name (or any name pg_tzset accepts); ERROR 22023 when unknown. */
+/* The zone of an IANA name (or any name pg_tzset accepts); NULL or "" is UTC (SPEC §8,
+ * FlexPrice's backward-compatible default); ERROR 22023 when unknown. */
 extern pg_tz *windows_timezone(const char *name);
 
 /* Validate the arguments and position it before the first window. ERROR 22023 when

@@ -1,6 +1,6 @@
 
 -- ── meter.aggregation (SPEC §2) ─────────────────────────────────────────────────────
--- A C base type: {type, field, multiplier, bucket_size} as canonical JSON.
+-- A C base type: {type, field, expression, multiplier, bucket_size, group_by} as canonical JSON.
 CREATE TYPE meter.aggregation;
 
 CREATE FUNCTION meter.aggregation_in(cstring) RETURNS meter.aggregation
@@ -11,7 +11,7 @@ COMMENT ON FUNCTION meter.aggregation_in(cstring) IS
 CREATE FUNCTION meter.aggregation_out(meter.aggregation) RETURNS cstring
 	AS 'MODULE_PATHNAME', 'meter_aggregation_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION meter.aggregation_out(meter.aggregation) IS
-	'Text output of meter.aggregation: canonical JSON (keys type, field, multiplier, bucket_size)';
+	'Text output of meter.aggregation: canonical JSON (keys type, field, expression, multiplier, bucket_size, group_by)';
 
 CREATE FUNCTION meter.aggregation_recv(internal) RETURNS meter.aggregation
 	AS 'MODULE_PATHNAME', 'meter_aggregation_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -33,7 +33,7 @@ CREATE TYPE meter.aggregation (
 	STORAGE = extended
 );
 COMMENT ON TYPE meter.aggregation IS
-	'How a meter aggregates: {"type":"SUM","field":"tokens"} (type, field, multiplier, bucket_size)';
+	'How a meter aggregates: {"type":"SUM","field":"tokens"} (type, field, expression, multiplier, bucket_size, group_by)';
 
 CREATE FUNCTION meter.aggregation_eq(meter.aggregation, meter.aggregation) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'meter_aggregation_eq' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -85,11 +85,11 @@ CREATE OPERATOR meter.<> (
 );
 COMMENT ON OPERATOR meter.<> (meter.aggregation, meter.aggregation) IS 'different aggregations';
 
--- Ordering (by type (enum order), then field, multiplier, bucket_size): for ORDER BY, count(DISTINCT …) and merge joins.
+-- Ordering (by type (enum order), then field, expression, multiplier, bucket_size, group_by): for ORDER BY, count(DISTINCT …) and merge joins.
 CREATE FUNCTION meter.aggregation_cmp(meter.aggregation, meter.aggregation) RETURNS integer
 	AS 'MODULE_PATHNAME', 'meter_aggregation_cmp' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION meter.aggregation_cmp(meter.aggregation, meter.aggregation) IS
-	'Order of two values of meter.aggregation: -1, 0 or 1 (by type (enum order), then field, multiplier, bucket_size)';
+	'Order of two values of meter.aggregation: -1, 0 or 1 (by type (enum order), then field, expression, multiplier, bucket_size, group_by)';
 
 CREATE FUNCTION meter.aggregation_lt(meter.aggregation, meter.aggregation) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'meter_aggregation_lt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -188,3 +188,13 @@ CREATE FUNCTION meter.bucket_size_of(meter.aggregation) RETURNS meter.window_siz
 	AS 'MODULE_PATHNAME', 'meter_aggregation_bucket_size_of' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION meter.bucket_size_of(meter.aggregation) IS
 	'The bucket size of a MAX or SUM aggregation; NULL when none';
+
+CREATE FUNCTION meter.expression_of(meter.aggregation) RETURNS text
+	AS 'MODULE_PATHNAME', 'meter_aggregation_expression_of' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION meter.expression_of(meter.aggregation) IS
+	'The expression that computes each event''s value (as written, trimmed); NULL when none';
+
+CREATE FUNCTION meter.group_by_of(meter.aggregation) RETURNS text
+	AS 'MODULE_PATHNAME', 'meter_aggregation_group_by_of' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION meter.group_by_of(meter.aggregation) IS
+	'The property a bucketed MAX aggregation groups by (per-group maxima summed); NULL when none';

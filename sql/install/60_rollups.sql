@@ -18,50 +18,38 @@ CREATE TABLE meter.pending (
 COMMENT ON TABLE meter.pending IS
 	'Partial states appended by meter.track_usage() (one row per statement and meter), not yet compacted';
 CREATE INDEX pending_meter_idx ON meter.pending (tenant_id, environment_id, meter_id, first_day);
+-- A statement's row is written once and read once by compaction: keep it uncompressed
+-- (inline up to 8 kB).
+ALTER TABLE meter.pending SET (toast_tuple_target = 8160);
+ALTER TABLE meter.pending ALTER COLUMN data SET STORAGE EXTERNAL;
 
 CREATE TABLE meter.rollups (
 	tenant_id text COLLATE "C" NOT NULL,
 	environment_id text COLLATE "C" NOT NULL,
 	meter_id text COLLATE "C" NOT NULL,
-	external_customer_id text COLLATE "C" NOT NULL,   -- '' when the events had none
-	customer_id text COLLATE "C" NOT NULL,            -- '' when the events had none
-	day date NOT NULL,                                -- UTC day: up to 96 slots
+	shard smallint NOT NULL,              -- customer shard 0..31; -1: all customers together
+	day date NOT NULL,                    -- UTC day: up to 96 slots per customer
 	data bytea NOT NULL,
-	PRIMARY KEY (tenant_id, environment_id, meter_id, external_customer_id, customer_id, day)
+	PRIMARY KEY (tenant_id, environment_id, meter_id, shard, day)
 );
 COMMENT ON TABLE meter.rollups IS
-	'Compacted partial states per meter, customer and UTC day (15-minute slots)';
--- Queries by customer_id; rows without one (external ids only) cost no index write here.
-CREATE INDEX rollups_customer_idx
-	ON meter.rollups (tenant_id, environment_id, meter_id, customer_id, day)
-	WHERE customer_id OPERATOR(pg_catalog.<>) '';
-
-CREATE TABLE meter.rollup_totals (
-	tenant_id text COLLATE "C" NOT NULL,
-	environment_id text COLLATE "C" NOT NULL,
-	meter_id text COLLATE "C" NOT NULL,
-	day date NOT NULL,
-	data bytea NOT NULL,
-	PRIMARY KEY (tenant_id, environment_id, meter_id, day)
-);
-COMMENT ON TABLE meter.rollup_totals IS
-	'Compacted partial states per meter and UTC day for all customers together';
+	'Compacted partial states per meter, UTC day and customer shard (a shard holds the customers '
+	'whose external id, or customer id without one, hashes to it; shard -1 all customers together)';
+-- Rows are read far more often than written: keep them uncompressed (inline up to 8 kB,
+-- larger ones out of line) so reads never pay for decompression.
+ALTER TABLE meter.rollups SET (toast_tuple_target = 8160);
+ALTER TABLE meter.rollups ALTER COLUMN data SET STORAGE EXTERNAL;
 
 ALTER TABLE meter.pending ENABLE ROW LEVEL SECURITY;
 ALTER TABLE meter.rollups ENABLE ROW LEVEL SECURITY;
-ALTER TABLE meter.rollup_totals ENABLE ROW LEVEL SECURITY;
 CREATE POLICY pending_scope ON meter.pending
 	USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('meter.tenant_id', true)
 		AND environment_id OPERATOR(pg_catalog.=) COALESCE(pg_catalog.current_setting('meter.environment_id', true), ''));
 CREATE POLICY rollups_scope ON meter.rollups
 	USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('meter.tenant_id', true)
 		AND environment_id OPERATOR(pg_catalog.=) COALESCE(pg_catalog.current_setting('meter.environment_id', true), ''));
-CREATE POLICY rollup_totals_scope ON meter.rollup_totals
-	USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('meter.tenant_id', true)
-		AND environment_id OPERATOR(pg_catalog.=) COALESCE(pg_catalog.current_setting('meter.environment_id', true), ''));
 SELECT pg_catalog.pg_extension_config_dump('meter.pending', '');
 SELECT pg_catalog.pg_extension_config_dump('meter.rollups', '');
-SELECT pg_catalog.pg_extension_config_dump('meter.rollup_totals', '');
 
 -- ── What is stored, as rows (for meter.verify and meter.skipped) ────────────────────
 CREATE FUNCTION meter.stored_slots(meter_id text, totals boolean DEFAULT false)

@@ -36,6 +36,18 @@ $$;
 COMMENT ON FUNCTION meter.oracle_identity(jsonb, boolean) IS
 	'Internal (verify): a JSON value''s identity text (numbers canonical; number-like strings too when asked)';
 
+-- A property as a dimension of the rollup key: its kind (s, n, b) and text.
+CREATE FUNCTION meter.oracle_dimension(v jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT CASE pg_catalog.jsonb_typeof(v)
+		WHEN 'string' THEN 's' OPERATOR(pg_catalog.||) (v OPERATOR(pg_catalog.#>>) '{}')
+		WHEN 'number' THEN 'n' OPERATOR(pg_catalog.||) meter.oracle_identity(v, false)
+		WHEN 'boolean' THEN 'b' OPERATOR(pg_catalog.||) (v OPERATOR(pg_catalog.#>>) '{}')
+	END
+$$;
+COMMENT ON FUNCTION meter.oracle_dimension(jsonb) IS
+	'Internal (verify): a JSON value as a dimension of the rollup key (kind and text), in SQL alone';
+
 -- Does a property match one filter (SPEC §3), in SQL alone?
 CREATE FUNCTION meter.oracle_matches_value(v jsonb, vals text[]) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -78,8 +90,8 @@ BEGIN
 	FOREACH k IN ARRAY keys LOOP
 		match_q := match_q || format(' AND meter.oracle_matches_value(r.p -> %L, %L::text[])',
 			k, meter.filter_values(m.filters, k));
-		dims_q := dims_q || format(' || COALESCE(octet_length(meter.oracle_identity(r.p -> %1$L, false))::text'
-			' || '':'' || meter.oracle_identity(r.p -> %1$L, false), ''-'')', k);
+		dims_q := dims_q || format(' || COALESCE(octet_length(meter.oracle_dimension(r.p -> %1$L))::text'
+			' || '':'' || meter.oracle_dimension(r.p -> %1$L), ''-'')', k);
 	END LOOP;
 	value_q := CASE
 		WHEN kind IN ('COUNT', 'COUNT_UNIQUE') THEN 'NULL::numeric'
@@ -87,8 +99,9 @@ BEGIN
 		ELSE 'meter.quantity($4, r.p)' END;
 	RETURN QUERY EXECUTE format($q$
 		WITH r AS (SELECT * FROM (%1$s) r WHERE %2$s),
-		v AS (SELECT CASE WHEN $5 THEN NULL ELSE r.c END AS c, CASE WHEN $5 THEN NULL ELSE r.x END AS x,
-				to_timestamp(floor(extract(epoch FROM r.ts) / 900) * 900) AS slot, %3$s AS dims, r.ts,
+		v AS (SELECT CASE WHEN $5 THEN '' ELSE r.c END AS c, CASE WHEN $5 THEN '' ELSE r.x END AS x,
+				r.ts - (mod(mod(extract(epoch FROM r.ts) * 1000000, 900000000) + 900000000, 900000000)::bigint
+					* interval '1 microsecond') AS slot, %3$s AS dims, r.ts,
 				%4$s AS v, %5$s AS u, %6$s AS g
 			FROM r),
 		base AS (SELECT v.c, v.x, v.slot, v.dims, count(*) AS events,
@@ -105,13 +118,15 @@ BEGIN
 		mx AS (SELECT w.c, w.x, w.slot, w.dims, jsonb_agg(jsonb_build_array(w.g, w.mv) ORDER BY w.g COLLATE "C" NULLS FIRST) AS maxima
 			FROM (SELECT v.c, v.x, v.slot, v.dims, v.g, max(v.v) AS mv FROM v WHERE $7 AND v.v IS NOT NULL
 				GROUP BY 1, 2, 3, 4, 5) w GROUP BY 1, 2, 3, 4)
-		SELECT b.c, b.x, b.slot, b.dims, b.events, b.n, b.sum, b.sum_vt, b.best, b.best_at, uq.uniques, mx.maxima
+		SELECT CASE WHEN $5 THEN NULL ELSE b.c END, CASE WHEN $5 THEN NULL ELSE b.x END, b.slot, b.dims,
+			b.events, b.n, b.sum, b.sum_vt, b.best, b.best_at, uq.uniques, mx.maxima
 		FROM base b
-		LEFT JOIN uq ON uq.c IS NOT DISTINCT FROM b.c AND uq.x IS NOT DISTINCT FROM b.x AND uq.slot = b.slot AND uq.dims = b.dims
-		LEFT JOIN mx ON mx.c IS NOT DISTINCT FROM b.c AND mx.x IS NOT DISTINCT FROM b.x AND mx.slot = b.slot AND mx.dims = b.dims$q$,
+		LEFT JOIN uq ON uq.c = b.c AND uq.x = b.x AND uq.slot = b.slot AND uq.dims = b.dims
+		LEFT JOIN mx ON mx.c = b.c AND mx.x = b.x AND mx.slot = b.slot AND mx.dims = b.dims$q$,
 		events_q, match_q, dims_q, value_q,
 		CASE WHEN kind = 'COUNT_UNIQUE' THEN format('meter.oracle_identity(r.p -> %L, true)', fld) ELSE 'NULL::text' END,
-		'NULL::text')
+		CASE WHEN bucketed AND meter.group_by_of(m.aggregation) IS NOT NULL
+			THEN format('meter.oracle_identity(r.p -> %L, true)', meter.group_by_of(m.aggregation)) ELSE 'NULL::text' END)
 	USING m.tenant_id, m.environment_id, m.event_name, m.aggregation, totals, kind::text, bucketed;
 END
 $fn$;

@@ -67,6 +67,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	t text := meter.current_tenant();
 	e text := meter.current_environment();
+	sealed timestamptz := meter.sealed_before();
 	m record;
 	lvl boolean;
 BEGIN
@@ -79,16 +80,16 @@ BEGIN
 	LOOP
 		FOREACH lvl IN ARRAY ARRAY[false, true] LOOP
 			RETURN QUERY
-			WITH s AS (SELECT * FROM meter.stored_slots(m.id, lvl)),
-				f AS (SELECT * FROM meter.expected_slots(m.id, lvl)),
+			WITH s AS (SELECT x.*, COALESCE(x.customer_id, '') AS c, COALESCE(x.external_customer_id, '') AS xc
+					FROM meter.stored_slots(m.id, lvl) x),
+				f AS (SELECT x.*, COALESCE(x.customer_id, '') AS c, COALESCE(x.external_customer_id, '') AS xc
+					FROM meter.expected_slots(m.id, lvl) x),
 				marked AS (SELECT DISTINCT s.customer_id, s.external_customer_id, s.slot FROM s WHERE s.marked)
 			SELECT m.id, COALESCE(s.customer_id, f.customer_id), COALESCE(s.external_customer_id, f.external_customer_id),
 				COALESCE(s.slot, f.slot),
 				d.what || CASE WHEN COALESCE(s.dims, f.dims) <> '' THEN ' [' || COALESCE(s.dims, f.dims) || ']' ELSE '' END,
 				d.stored, d.expected
-			FROM s FULL JOIN f ON s.customer_id IS NOT DISTINCT FROM f.customer_id
-				AND s.external_customer_id IS NOT DISTINCT FROM f.external_customer_id
-				AND s.slot = f.slot AND s.dims = f.dims
+			FROM s FULL JOIN f ON s.c = f.c AND s.xc = f.xc AND s.slot = f.slot AND s.dims = f.dims
 			CROSS JOIN LATERAL (VALUES
 				('events', s.events::text, f.events::text, s.events IS DISTINCT FROM f.events),
 				('n', s.n::text, f.n::text, s.n IS DISTINCT FROM f.n),
@@ -99,7 +100,7 @@ BEGIN
 				('uniques', s.uniques::text, f.uniques::text, s.uniques IS DISTINCT FROM f.uniques),
 				('maxima', s.maxima::text, f.maxima::text, s.maxima IS DISTINCT FROM f.maxima)
 			) AS d(what, stored, expected, differs)
-			WHERE d.differs AND NOT EXISTS (SELECT 1 FROM marked k
+			WHERE d.differs AND COALESCE(s.slot, f.slot) >= sealed AND NOT EXISTS (SELECT 1 FROM marked k
 				WHERE k.slot = COALESCE(s.slot, f.slot)
 					AND (lvl OR (k.customer_id = COALESCE(s.customer_id, f.customer_id)
 						AND k.external_customer_id = COALESCE(s.external_customer_id, f.external_customer_id))))
@@ -109,9 +110,44 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION meter.verify(text) IS
 	'Every stored partial state of the published meters of the current scope that differs from a '
-	'recomputation from the raw events (in SQL alone); empty when all is well';
+	'recomputation from the raw events (in SQL alone), sealed time left alone; empty when all is well';
 
 -- ── Tracking users' own event tables (SPEC §7) ──────────────────────────────────────
+-- The four tracking triggers on one table: statement-level with transition tables for
+-- INSERT, UPDATE and DELETE, and BEFORE TRUNCATE. A partitioned table gets them on every
+-- partition too (writes straight into a partition fire the partition's own statement
+-- triggers, not the parent's).
+CREATE FUNCTION meter.attach_triggers(tbl regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	EXECUTE format('CREATE TRIGGER meter_track_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS meter_new FOR EACH STATEMENT EXECUTE FUNCTION meter.track_usage()', tbl);
+	EXECUTE format('CREATE TRIGGER meter_track_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS meter_old NEW TABLE AS meter_new FOR EACH STATEMENT EXECUTE FUNCTION meter.track_usage()', tbl);
+	EXECUTE format('CREATE TRIGGER meter_track_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS meter_old FOR EACH STATEMENT EXECUTE FUNCTION meter.track_usage()', tbl);
+	EXECUTE format('CREATE TRIGGER meter_track_truncate BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION meter.track_usage()', tbl);
+END $$;
+COMMENT ON FUNCTION meter.attach_triggers(regclass) IS
+	'Internal: create the four tracking triggers on one table';
+
+CREATE FUNCTION meter.detach_triggers(tbl regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	EXECUTE format('DROP TRIGGER IF EXISTS meter_track_insert ON %s', tbl);
+	EXECUTE format('DROP TRIGGER IF EXISTS meter_track_update ON %s', tbl);
+	EXECUTE format('DROP TRIGGER IF EXISTS meter_track_delete ON %s', tbl);
+	EXECUTE format('DROP TRIGGER IF EXISTS meter_track_truncate ON %s', tbl);
+END $$;
+COMMENT ON FUNCTION meter.detach_triggers(regclass) IS
+	'Internal: drop the four tracking triggers from one table';
+
+-- A table and every partition below it (pg_partition_tree lists nothing for a table that
+-- is not partitioned).
+CREATE FUNCTION meter.table_tree(tbl regclass) RETURNS TABLE (relid regclass)
+LANGUAGE sql STABLE STRICT AS $$
+	SELECT tbl UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t
+$$;
+COMMENT ON FUNCTION meter.table_tree(regclass) IS
+	'Internal: a table and every partition below it';
+
 CREATE FUNCTION meter.track(tbl regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -124,16 +160,18 @@ BEGIN
 		RAISE NOTICE 'table % is already tracked', tbl;
 		RETURN;
 	END IF;
-	EXECUTE format('CREATE TRIGGER meter_track_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS meter_new FOR EACH STATEMENT EXECUTE FUNCTION meter.track_usage()', tbl);
-	EXECUTE format('CREATE TRIGGER meter_track_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS meter_old NEW TABLE AS meter_new FOR EACH STATEMENT EXECUTE FUNCTION meter.track_usage()', tbl);
-	EXECUTE format('CREATE TRIGGER meter_track_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS meter_old FOR EACH STATEMENT EXECUTE FUNCTION meter.track_usage()', tbl);
-	EXECUTE format('CREATE TRIGGER meter_track_truncate BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION meter.track_usage()', tbl);
+	IF pg_partition_root(tbl) <> tbl AND EXISTS (SELECT 1 FROM meter.tracked_tables
+		WHERE relid = pg_partition_root(tbl)) THEN
+		RAISE NOTICE 'table % is tracked as a partition of %', tbl, pg_partition_root(tbl);
+		RETURN;
+	END IF;
+	PERFORM meter.attach_triggers(t.relid) FROM meter.table_tree(tbl) t;
 	INSERT INTO meter.tracked_tables (relid) VALUES (tbl);
 	-- The table's existing events now count: bring every meter in line.
 	PERFORM meter.rebuild_all();
 END $$;
 COMMENT ON FUNCTION meter.track(regclass) IS
-	'Check a table''s event columns, attach meter.track_usage() and count its events in every meter''s usage';
+	'Check a table''s event columns, attach meter.track_usage() (to its partitions too) and count its events in every meter''s usage';
 
 CREATE FUNCTION meter.untrack(tbl regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -146,15 +184,33 @@ BEGIN
 		RAISE EXCEPTION 'table % is not tracked', tbl USING ERRCODE = '22023',
 			HINT = 'SELECT relid FROM meter.tracked_tables lists the tracked tables.';
 	END IF;
-	EXECUTE format('DROP TRIGGER IF EXISTS meter_track_insert ON %s', tbl);
-	EXECUTE format('DROP TRIGGER IF EXISTS meter_track_update ON %s', tbl);
-	EXECUTE format('DROP TRIGGER IF EXISTS meter_track_delete ON %s', tbl);
-	EXECUTE format('DROP TRIGGER IF EXISTS meter_track_truncate ON %s', tbl);
+	PERFORM meter.detach_triggers(t.relid) FROM meter.table_tree(tbl) t;
 	DELETE FROM meter.tracked_tables WHERE relid = tbl;
 	PERFORM meter.rebuild_all();
 END $$;
 COMMENT ON FUNCTION meter.untrack(regclass) IS
-	'Detach meter.track_usage() from a table and take its events out of every meter''s usage';
+	'Detach meter.track_usage() from a table (and its partitions) and take its events out of every meter''s usage';
+
+-- ── DDL on tracked tables (SPEC §7) ─────────────────────────────────────────────────
+-- ALTER TABLE that breaks an event column of a tracked table is refused; partitions
+-- attached, created or detached follow their parent; a dropped tracked table (or
+-- partition) leaves usage. SECURITY DEFINER: a table's owner runs the DDL, the extension
+-- owner keeps the registry and the stored usage. on_ddl_end keeps the caller's
+-- search_path: it resolves the table names of the statement as the statement did (every
+-- query it runs is schema-qualified, operators included).
+CREATE FUNCTION meter.on_ddl_end() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'meter_on_ddl_end' LANGUAGE C SECURITY DEFINER;
+COMMENT ON FUNCTION meter.on_ddl_end() IS
+	'Event trigger: keeps tracked tables'' event columns, and their partitions'' tracking, intact';
+CREATE EVENT TRIGGER meter_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
+	EXECUTE FUNCTION meter.on_ddl_end();
+
+CREATE FUNCTION meter.on_sql_drop() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'meter_on_sql_drop' LANGUAGE C
+	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION meter.on_sql_drop() IS
+	'Event trigger: a dropped tracked table (or partition) leaves the registry and usage';
+CREATE EVENT TRIGGER meter_sql_drop ON sql_drop EXECUTE FUNCTION meter.on_sql_drop();
 
 -- ── Matching meters (SPEC §3) ───────────────────────────────────────────────────────
 CREATE FUNCTION meter.matching_meters(event_name text, properties jsonb)

@@ -23,6 +23,11 @@ REVOKE EXECUTE ON FUNCTION meter.validate_meter() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION meter.lock_tenant(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION meter.rebuild_all() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION meter.compact(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION meter.seal(timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION meter.attach_triggers(regclass) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION meter.detach_triggers(regclass) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION meter.on_ddl_end() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION meter.on_sql_drop() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION meter.track(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION meter.untrack(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION meter.rebuild(text) FROM PUBLIC;
@@ -45,7 +50,7 @@ AS $$
 BEGIN
 	EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA meter TO %s', role);
 	EXECUTE pg_catalog.format('GRANT SELECT ON meter.meters, meter.events, meter.rollups, '
-		'meter.rollup_totals, meter.pending, meter.skipped, meter.tracked_tables TO %s', role);
+		'meter.pending, meter.seals, meter.sealed_skips, meter.skipped, meter.tracked_tables TO %s', role);
 END
 $$;
 COMMENT ON FUNCTION meter.grant_reader(regrole) IS
@@ -77,6 +82,7 @@ BEGIN
 	EXECUTE pg_catalog.format('GRANT INSERT, UPDATE ON meter.meters TO %s', role);
 	EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION meter.rebuild(text) TO %s', role);
 	EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION meter.compact(text) TO %s', role);
+	EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION meter.seal(timestamptz) TO %s', role);
 END
 $$;
 COMMENT ON FUNCTION meter.grant_admin(regrole) IS
@@ -88,9 +94,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	EXECUTE pg_catalog.format('REVOKE ALL ON meter.meters, meter.events, meter.rollups, '
-		'meter.rollup_totals, meter.pending, meter.skipped, meter.tracked_tables FROM %s', role);
+		'meter.pending, meter.seals, meter.sealed_skips, meter.skipped, meter.tracked_tables FROM %s', role);
 	EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION meter.rebuild(text) FROM %s', role);
 	EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION meter.compact(text) FROM %s', role);
+	EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION meter.seal(timestamptz) FROM %s', role);
 	IF pg_catalog.to_regprocedure('meter.ingest(jsonb)') IS NOT NULL THEN
 		EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION meter.ingest(jsonb) FROM %s', role);
 	END IF;

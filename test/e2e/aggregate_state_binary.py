@@ -2,6 +2,8 @@
 """meter.aggregate_state binary I/O (SPEC §8): states survive COPY (FORMAT binary) out
 and in unchanged, and every damaged binary state (truncated, bit-flipped, random) is
 either a valid state that round-trips through its text or a clean error: never a crash.
+States of aggregations with an expression or a group_by are binary version 2, the others
+version 1 (0.1.0's layout); both are damaged the same ways.
 """
 import io
 import os
@@ -52,14 +54,18 @@ def check(conn):
     cur.execute("CREATE EXTENSION meter")
     cur.execute("""
         CREATE TABLE states AS
-        SELECT t, meter.aggregate_partial(agg::meter.aggregation, jsonb_build_object('v', v, 'u', u), ts) AS s
+        SELECT t, meter.aggregate_partial(agg::meter.aggregation, jsonb_strip_nulls(jsonb_build_object('v', v, 'u', u, 'w', w)), ts) AS s
         FROM (VALUES ('COUNT', '{"type":"COUNT"}'), ('SUM', '{"type":"SUM","field":"v"}'),
                      ('AVG', '{"type":"AVG","field":"v"}'), ('CU', '{"type":"COUNT_UNIQUE","field":"u"}'),
                      ('MAX', '{"type":"MAX","field":"v"}'), ('MIN', '{"type":"MIN","field":"v"}'),
                      ('LATEST', '{"type":"LATEST","field":"v"}'),
                      ('SWM', '{"type":"SUM_WITH_MULTIPLIER","field":"v","multiplier":1.25}'),
-                     ('BMAX', '{"type":"MAX","field":"v","bucket_size":"HOUR"}')) a(t, agg),
-             (SELECT g * 1.5 - 40 AS v, 'user ' || (g % 7) AS u,
+                     ('BMAX', '{"type":"MAX","field":"v","bucket_size":"HOUR"}'),
+                     ('XSUM', '{"type":"SUM","expression":"v * 2 + w"}'),
+                     ('XLATEST', '{"type":"LATEST","expression":"max(v, w)"}'),
+                     ('GMAX', '{"type":"MAX","field":"v","bucket_size":"HOUR","group_by":"u"}'),
+                     ('XGMAX', '{"type":"MAX","expression":"v - w","bucket_size":"DAY","group_by":"w"}')) a(t, agg),
+             (SELECT g * 1.5 - 40 AS v, 'user ' || (g % 7) AS u, CASE WHEN g % 5 > 0 THEN g % 5 END AS w,
                      timestamptz '2024-01-01 00:00+00' + g * interval '17 minutes' AS ts
               FROM generate_series(1, 50) g) e
         GROUP BY t
@@ -82,7 +88,32 @@ def check(conn):
     cur.execute("SELECT meter.aggregate_state_send(s) FROM states ORDER BY t")
     for (b,) in cur.fetchall():
         goods.append(bytes(b))
-    assert len(goods) == 10
+    assert len(goods) == 14
+    cur.execute("SELECT t, get_byte(meter.aggregate_state_send(s), 0) FROM states ORDER BY t")
+    versions = dict(cur.fetchall())
+    assert all(v == (2 if t in ("XSUM", "XLATEST", "GMAX", "XGMAX") else 1) for t, v in versions.items()), \
+        "binary versions: %r" % versions
+    cur.execute("SELECT t, meter.aggregate_final(s)::text FROM states WHERE t IN ('GMAX', 'XGMAX') ORDER BY t")
+    finals = dict(cur.fetchall())
+    cur.execute("""
+        SELECT sum(m)::text FROM (SELECT max(g * 1.5 - 40) m FROM generate_series(1, 50) g
+        GROUP BY date_trunc('hour', timestamptz '2024-01-01 00:00+00' + g * interval '17 minutes', 'UTC'), g % 7) q""")
+    assert finals["GMAX"] == cur.fetchone()[0], "GMAX: %r" % finals
+    cur.execute("""
+        SELECT sum(m)::text FROM (SELECT max(g * 1.5 - 40 - coalesce(NULLIF(g % 5, 0), 0)) m FROM generate_series(1, 50) g
+        GROUP BY date_trunc('day', timestamptz '2024-01-01 00:00+00' + g * interval '17 minutes', 'UTC'), NULLIF(g % 5, 0)) q""")
+    assert finals["XGMAX"] == cur.fetchone()[0], "XGMAX: %r" % finals
+    # A version byte that does not fit the aggregation: 1 with an expression, 2 without.
+    for t, other in (("SUM", b"\x02"), ("XSUM", b"\x01")):
+        cur.execute("SELECT meter.aggregate_state_send(s) FROM states WHERE t = %s", (t,))
+        p = other + bytes(cur.fetchone()[0])[1:]
+        cur.execute("DELETE FROM back")
+        try:
+            cur.copy_expert("COPY back FROM STDIN (FORMAT binary)", io.BytesIO(copy_file([p])))
+        except psycopg2.Error as e:
+            assert e.pgcode in CLEAN, "unexpected error %s %s" % (e.pgcode, e.pgerror)
+        else:
+            raise AssertionError("a %s state with version byte %r was accepted" % (t, other))
 
     rng = random.Random(20240101)
     damaged = [b"", b"\x01", b"\x09" + goods[1][1:], b"\xff" * 64]

@@ -5,7 +5,8 @@ Session A ingests (so its backend caches the meters of the event name); session 
 the meter's filters, disables it, publishes it again, creates a new meter. After each
 commit in B, the very next event in A must be counted under the new definition, and
 meter.verify() must stay empty. Also: a change B has not committed yet is not seen by A,
-and a rolled-back change leaves A's matching as it was.
+and a rolled-back change leaves A's matching as it was. A session already inside an open
+transaction sees, at each matching_meters call, the meters committed before the call.
 """
 import os
 import sys
@@ -113,6 +114,39 @@ try:
           one(ca, "SELECT sum(events) FROM meter.stored_slots('all_calls')"), n)
 
     check("verify is empty", one(ca, "SELECT count(*) FROM meter.verify()"), 0)
+
+    # A session already inside a transaction: each matching_meters call sees the meters
+    # committed before it started, like any READ COMMITTED statement (SPEC §3).
+    t = connect(DB)
+    t.autocommit = False
+    ct = t.cursor()
+    ct.execute("SET meter.tenant_id = 'acme'")
+
+    def matching(region):
+        return one(ct, "SELECT COALESCE(string_agg(id, ',' ORDER BY id), '') FROM "
+                   "meter.matching_meters('api.call', jsonb_build_object('region', %s::text))", (region,))
+
+    check("in a transaction: us matches under the current filters", matching("us"), "all_calls,eu_calls")
+    cb.execute("SELECT meter.update_meter('eu_calls', '[{\"key\":\"region\",\"values\":[\"ap\"]}]')")
+    check("in a transaction: B's uncommitted change is not seen", matching("us"), "all_calls,eu_calls")
+    check("in a transaction: ... nor its new value", matching("ap"), "all_calls")
+    b.commit()
+    check("in a transaction: the next call sees B's committed filters", matching("us"), "all_calls")
+    check("in a transaction: ... and matches the new value", matching("ap"), "all_calls,eu_calls")
+    cb.execute("SELECT meter.disable_meter('all_calls')")
+    b.commit()
+    check("in a transaction: a meter B disabled is gone at the next call", matching("ap"), "eu_calls")
+    cb.execute("SELECT meter.create_meter('api.call', 'AP calls', filters => '[{\"key\":\"region\",\"values\":[\"ap\"]}]', id => 'ap_calls')")
+    b.commit()
+    check("in a transaction: a meter B created is there at the next call", matching("ap"), "ap_calls,eu_calls")
+    # The same transaction, still open, sees its own change at once and B's later ones.
+    ct.execute("SELECT meter.update_meter('ap_calls', '[{\"key\":\"region\",\"values\":[\"us\"]}]')")
+    check("in a transaction: its own change is seen at once", matching("ap"), "eu_calls")
+    t.rollback()
+    check("after rollback: its own change is undone", one(ca, "SELECT string_agg(id, ',' ORDER BY id) FROM "
+          "meter.matching_meters('api.call', '{\"region\":\"ap\"}')"), "ap_calls,eu_calls")
+    t.close()
+
     a.close()
     b.close()
 finally:

@@ -146,6 +146,48 @@ FROM bev;
 SELECT meter.aggregate('{"type":"MAX","field":"v","bucket_size":"DAY"}', properties, ts) AS bucketed_unusable
 FROM ev WHERE k = 'unusable';
 
+-- An expression replaces the field's value everywhere a value is used (SPEC §2, §8).
+-- q = input + output * 4 per event: 10 + 2*4 = 18, 1 (output missing: 0), skipped
+-- ("abc" is not a number), 0 + 0.5*4 = 2.0, 0 (both missing), 0 (no properties at all).
+-- input / output: 5, skipped (division by zero), skipped, 0, skipped, skipped.
+CREATE TEMP TABLE xev (properties jsonb, ts timestamptz);
+INSERT INTO xev VALUES
+	('{"input":10,"output":2}', '2024-01-01 00:00+00'), ('{"input":1}', '2024-01-02 00:00+00'),
+	('{"input":"abc","output":1}', '2024-01-03 00:00+00'), ('{"output":"0.5"}', '2024-01-04 00:00+00'),
+	('{}', '2024-01-05 00:00+00'), (NULL, '2024-01-06 00:00+00');
+SELECT meter.aggregate('{"type":"SUM","expression":"input + output * 4"}', properties, ts) AS sum_21_0,
+	meter.aggregate('{"type":"AVG","expression":"input + output * 4"}', properties, ts) AS avg_21_0_over_5,
+	meter.aggregate('{"type":"MAX","expression":"input + output * 4"}', properties, ts) AS max_18,
+	meter.aggregate('{"type":"MIN","expression":"input + output * 4"}', properties, ts) AS min_0,
+	meter.aggregate('{"type":"LATEST","expression":"input + output * 4"}', properties, ts) AS latest_0,
+	meter.aggregate('{"type":"SUM","expression":"input / output"}', properties, ts) AS sum_5,
+	meter.aggregate('{"type":"SUM","expression":"output != 0 ? input / output : 0"}', properties, ts) AS sum_guarded_5,
+	meter.aggregate('{"type":"MAX","expression":"input + output * 4","bucket_size":"DAY"}', properties, ts) AS max_day_21_0
+FROM xev;
+-- the expression's value is what meter.quantity says, row by row
+SELECT meter.aggregate(a, properties, ts) = (SELECT sum(meter.quantity(a, properties)) FROM xev) AS like_quantity
+FROM xev, (VALUES ('{"type":"SUM","expression":"input + output * 4"}'::meter.aggregation)) v(a) GROUP BY a;
+
+-- group_by: per bucket, the maximum per group; the bucket's value is the sum of those.
+-- Hour 00: a → 7, b → 3, 1/1.0/"1" (one group) → 4, missing/null (one group) → 6,
+-- "" → 2, true/"true" → 5: 27. Hour 01: a → 1 (b's "x" is not a number): 1. Total 28.
+-- A value without a timestamp is skipped.
+CREATE TEMP TABLE gev (properties jsonb, ts timestamptz);
+INSERT INTO gev VALUES
+	('{"vol":"a","gb":5}', '2024-01-01 00:10+00'), ('{"vol":"a","gb":7}', '2024-01-01 00:50+00'),
+	('{"vol":"b","gb":3}', '2024-01-01 00:20+00'), ('{"vol":1,"gb":2}', '2024-01-01 00:30+00'),
+	('{"vol":1.0,"gb":4}', '2024-01-01 00:35+00'), ('{"vol":"1","gb":1}', '2024-01-01 00:40+00'),
+	('{"gb":6}', '2024-01-01 00:45+00'), ('{"vol":null,"gb":1}', '2024-01-01 00:46+00'),
+	('{"vol":"","gb":2}', '2024-01-01 00:47+00'), ('{"vol":true,"gb":5}', '2024-01-01 00:48+00'),
+	('{"vol":"true","gb":"4.5"}', '2024-01-01 00:49+00'),
+	('{"vol":"a","gb":1}', '2024-01-01 01:10+00'), ('{"vol":"b","gb":"x"}', '2024-01-01 01:20+00'),
+	('{"vol":"b","gb":9}', NULL);
+SELECT meter.aggregate('{"type":"MAX","field":"gb","bucket_size":"HOUR","group_by":"vol"}', properties, ts) AS grouped_28,
+	meter.aggregate('{"type":"MAX","field":"gb","bucket_size":"HOUR"}', properties, ts) AS ungrouped_8,
+	meter.aggregate('{"type":"MAX","field":"gb","bucket_size":"DAY","group_by":"vol"}', properties, ts) AS grouped_day_27,
+	meter.aggregate('{"type":"MAX","expression":"gb * 2","bucket_size":"HOUR","group_by":"vol"}', properties, ts) AS expression_grouped_56
+FROM gev;
+
 -- Zero rows: NULL, like sum(). Rows with a NULL aggregation are ignored.
 SELECT meter.aggregate(agg, properties, ts) IS NULL AS zero_rows FROM ev, types WHERE false;
 SELECT meter.aggregate(NULL, properties, ts) IS NULL AS all_null_aggregation FROM ev;
@@ -207,6 +249,40 @@ SELECT pg_temp.try($$SELECT meter.aggregate_combine('{"version":1,"aggregation":
 	'{"version":1,"aggregation":{"type":"SUM","field":"v"},"rows":2,"values":0,"sum":0}')$$);
 SELECT meter.aggregate_final('{"version":1,"aggregation":{"type":"COUNT"},"rows":0,"values":0}') IS NULL AS final_zero_rows;
 
+-- States of expression and group_by aggregations: the aggregation as meter.aggregation
+-- prints it, buckets with a group as [start, value, group].
+SELECT meter.aggregate_partial('{"type":"SUM","expression":"input + output * 4"}', properties, ts) FROM xev;
+SELECT meter.aggregate_partial('{"type":"LATEST","expression":"input + output * 4"}', properties, ts) FROM xev;
+SELECT meter.aggregate_partial('{"type":"MAX","field":"gb","bucket_size":"HOUR","group_by":"vol"}', properties, ts) FROM gev;
+-- round trips through the text, the same result; partial states merged give the whole
+SELECT a, s::text = s::text::meter.aggregate_state::text AS round_trip,
+	meter.aggregate_state_send(s) = meter.aggregate_state_send(s::text::meter.aggregate_state) AS same_bytes,
+	meter.aggregate_final(s::text::meter.aggregate_state) AS final
+FROM (SELECT a, meter.aggregate_partial(a, properties, ts) s FROM gev, (VALUES
+	('{"type":"MAX","field":"gb","bucket_size":"HOUR","group_by":"vol"}'::meter.aggregation),
+	('{"type":"MAX","expression":"gb * 2","bucket_size":"HOUR","group_by":"vol"}'),
+	('{"type":"SUM","expression":"gb * 2"}'), ('{"type":"AVG","expression":"gb * 2"}'),
+	('{"type":"MIN","expression":"gb * 2"}')) v(a) GROUP BY a) q ORDER BY a::text;
+SELECT meter.aggregate_final(meter.aggregate_merge(s)) AS merged_28,
+	meter.aggregate_merge(s)::text = (SELECT meter.aggregate_partial('{"type":"MAX","field":"gb","bucket_size":"HOUR","group_by":"vol"}', properties, ts)::text FROM gev) AS same_state
+FROM (SELECT meter.aggregate_partial('{"type":"MAX","field":"gb","bucket_size":"HOUR","group_by":"vol"}', properties, ts) s
+	FROM gev GROUP BY properties->>'gb') q;
+SELECT meter.aggregate_final(meter.aggregate_merge(s)) AS merged_21_0
+FROM (SELECT meter.aggregate_partial('{"type":"SUM","expression":"input + output * 4"}', properties, ts) s
+	FROM xev GROUP BY ts) q;
+-- the binary form: version 1 (0.1.0's layout) without expression and group_by, else 2
+SELECT meter.aggregate_state_send(meter.aggregate_partial('{"type":"SUM","field":"gb"}', properties, ts)) AS version_1,
+	meter.aggregate_state_send(meter.aggregate_partial('{"type":"SUM","expression":"gb"}', properties, ts)) AS version_2
+FROM gev WHERE ts < '2024-01-01 00:30+00';
+SELECT meter.aggregate_state_send(meter.aggregate_partial('{"type":"MAX","field":"gb","bucket_size":"HOUR","group_by":"vol"}', properties, ts)) AS version_2_groups
+FROM gev WHERE ts IN ('2024-01-01 00:10+00', '2024-01-01 00:45+00');
+-- combining different expressions or groupings is refused
+SELECT pg_temp.try($$SELECT meter.aggregate_combine(
+	meter.aggregate_transfn(NULL, '{"type":"SUM","expression":"a + b"}', '{"a":1}', now()),
+	meter.aggregate_transfn(NULL, '{"type":"SUM","expression":"a + b * 2"}', '{"a":1}', now()))$$);
+SELECT pg_temp.try($$SELECT meter.aggregate(CASE WHEN ts < '2024-01-01 01:00+00' THEN '{"type":"MAX","field":"gb","bucket_size":"HOUR","group_by":"vol"}'
+	ELSE '{"type":"MAX","field":"gb","bucket_size":"HOUR"}' END::meter.aggregation, properties, ts) FROM gev$$);
+
 -- Bad state text: 22P02 when not JSON, 22023 when not a valid state; never a crash.
 \pset format unaligned
 SELECT s, pg_temp.try(format('SELECT %L::meter.aggregate_state', s)) FROM (VALUES
@@ -246,6 +322,21 @@ SELECT s, pg_temp.try(format('SELECT %L::meter.aggregate_state', s)) FROM (VALUE
 	('{"version":1,"aggregation":{"type":"MAX","field":"v","bucket_size":"DAY"},"rows":1,"values":1,"buckets":[]}'),
 	('{"version":1,"aggregation":{"type":"WEIGHTED_SUM","field":"v"},"rows":1,"values":0,"sum":0,"sum_vt":0}'),
 	('{"version":1,"aggregation":{"type":"WEIGHTED_SUM","field":"v"},"period":["2024-02-01 00:00:00+00","2024-01-01 00:00:00+00"],"rows":1,"values":0,"sum":0,"sum_vt":0}')
+) v(s);
+-- bad states of expression and group_by aggregations
+SELECT s, pg_temp.try(format('SELECT %L::meter.aggregate_state', s)) FROM (VALUES
+	('{"version":1,"aggregation":{"type":"SUM","expression":"a +"},"rows":1,"values":0,"sum":0}'),
+	('{"version":1,"aggregation":{"type":"SUM","expression":"a","field":"a"},"rows":1,"values":0,"sum":0}'),
+	('{"version":1,"aggregation":{"type":"COUNT_UNIQUE","expression":"a"},"rows":1,"values":0,"unique":[]}'),
+	('{"version":1,"aggregation":{"type":"MAX","field":"v","group_by":"g"},"rows":1,"values":0}'),
+	('{"version":1,"aggregation":{"type":"MAX","field":"v","bucket_size":"HOUR"},"rows":1,"values":1,"buckets":[["2024-01-01 00:00:00+00",1,"g"]]}'),
+	('{"version":1,"aggregation":{"type":"MAX","field":"v","bucket_size":"HOUR","group_by":"g"},"rows":1,"values":1,"buckets":[["2024-01-01 00:00:00+00",1,2]]}'),
+	('{"version":1,"aggregation":{"type":"MAX","field":"v","bucket_size":"HOUR","group_by":"g"},"rows":1,"values":1,"buckets":[["2024-01-01 00:00:00+00",1,"g",4]]}'),
+	('{"version":1,"aggregation":{"type":"MAX","field":"v","bucket_size":"HOUR","group_by":"g"},"rows":1,"values":1,"buckets":[["2024-01-01 00:00:00+00",1,null]]}'),
+	('{"version":1,"aggregation":{"type":"MAX","field":"v","bucket_size":"HOUR","group_by":"g"},"rows":2,"values":2,"buckets":[["2024-01-01 00:00:00+00",1,"g"],["2024-01-01 00:00:00+00",2,"g"]]}'),
+	('{"version":1,"aggregation":{"type":"MAX","field":"v","bucket_size":"HOUR","group_by":"g"},"rows":2,"values":2,"buckets":[["2024-01-01 00:00:00+00",1],["2024-01-01 00:00:00+00",2,"g"]]}'),
+	('{"version":1,"aggregation":{"type":"MAX","field":"v","bucket_size":"HOUR","group_by":"g"},"rows":2,"values":2,"buckets":[["2024-01-01 00:30:00+00",1,"g"]]}'),
+	('{"version":1,"aggregation":{"type":"COUNT"},"rows":2,"values":1}')
 ) v(s);
 SELECT pg_temp.try(format('SELECT %L::meter.aggregate_state', '{"version":1,"aggregation":{"type":"COUNT_UNIQUE","field":"v"},"rows":1,"values":1,"unique":["' || repeat('x', 1000000) || '"]}')) AS one_megabyte;
 SELECT pg_temp.try(format('SELECT %L::meter.aggregate_state', repeat('[', 10000) || repeat(']', 10000))) AS deep_nesting;

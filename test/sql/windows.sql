@@ -98,8 +98,10 @@ FROM unnest(enum_range(NULL::meter.window_size)) size,
 GROUP BY size, tz, s, e ORDER BY size, tz;
 -- Far from today the zone's rules still apply (2200, extrapolated DST).
 SELECT * FROM pg_temp.w('2200-03-29 00:00Z', '2200-03-31 00:00Z', 'DAY', 'Europe/Berlin');
--- A NULL timezone means UTC; the zone name is case-insensitive.
+-- A NULL or empty timezone means UTC (FlexPrice's default); the zone name is
+-- case-insensitive.
 SELECT * FROM meter.windows('2024-01-01Z', '2024-01-03Z', 'DAY', NULL);
+SELECT * FROM meter.windows('2024-01-01Z', '2024-01-03Z', 'DAY', '');
 SELECT * FROM meter.windows('2024-01-01Z', '2024-01-03Z', 'DAY', 'asia/kolkata');
 -- Immutable and parallel safe.
 SELECT provolatile, proparallel, proisstrict FROM pg_proc WHERE oid = 'meter.windows'::regproc;
@@ -108,7 +110,7 @@ SELECT provolatile, proparallel, proisstrict FROM pg_proc WHERE oid = 'meter.win
 SELECT pg_temp.err($$SELECT * FROM meter.windows('2024-01-02', '2024-01-01', 'DAY')$$);
 SELECT pg_temp.err($$SELECT * FROM meter.windows('2024-01-01', '2024-01-01', 'DAY')$$);
 SELECT pg_temp.err($$SELECT * FROM meter.windows('2024-01-01', '2024-01-02', 'DAY', 'Mars/Olympus')$$);
-SELECT pg_temp.err($$SELECT * FROM meter.windows('2024-01-01', '2024-01-02', 'DAY', '')$$);
+SELECT pg_temp.err($$SELECT * FROM meter.windows('2024-01-01', '2024-01-02', 'DAY', ' ')$$);
 SELECT pg_temp.err($$SELECT * FROM meter.windows('2024-01-01', '2024-01-02', 'DAY', repeat('x', 1000000))$$);
 SELECT pg_temp.err($$SELECT * FROM meter.windows('2024-01-01', '2024-01-02', 'DAY', 'Europe/Zürich')$$);
 SELECT pg_temp.err($$SELECT * FROM meter.windows('2024-01-01', '2024-01-02', 'DAY', 'right/UTC')$$);

@@ -8,9 +8,9 @@ SELECT plan(39);
 SELECT throws_ok($$SELECT '{"type":"sum","field":"x"}'::meter.aggregation$$, '22023', 'invalid aggregation type',
 	'type is case-sensitive');
 SELECT throws_ok($$SELECT '{"field":"x"}'::meter.aggregation$$, '22023', 'invalid aggregation type', 'type is required');
-SELECT throws_ok($$SELECT '{"type":"AVG"}'::meter.aggregation$$, '22023', 'field is required for aggregation type',
+SELECT throws_ok($$SELECT '{"type":"AVG"}'::meter.aggregation$$, '22023', 'field or expression is required for aggregation type',
 	'every type but COUNT needs field');
-SELECT throws_ok($$SELECT '{"type":"SUM","field":""}'::meter.aggregation$$, '22023', 'field is required for aggregation type',
+SELECT throws_ok($$SELECT '{"type":"SUM","field":""}'::meter.aggregation$$, '22023', 'field or expression is required for aggregation type',
 	'"field": "" counts as absent');
 SELECT throws_ok($$SELECT '{"type":"SUM_WITH_MULTIPLIER","field":"x"}'::meter.aggregation$$, '22023',
 	'multiplier is required for SUM_WITH_MULTIPLIER', 'SUM_WITH_MULTIPLIER needs a multiplier');

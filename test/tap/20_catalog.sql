@@ -2,7 +2,7 @@
 -- validation of every insert and update, immutable columns, stamps, dump registration.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(108);
+SELECT plan(118);
 
 -- 'sqlstate: message' of a statement, or 'ok'; the hint too with err_hint.
 CREATE FUNCTION pg_temp.err(statement text) RETURNS text LANGUAGE plpgsql AS $$
@@ -184,10 +184,43 @@ INSERT INTO meter.meters (id, event_name, name, aggregation)
 SELECT is((SELECT length(name) FROM meter.meters WHERE id = 'm_255'), 255, '255 characters (multi-byte) are allowed');
 INSERT INTO meter.meters (id, event_name, name, aggregation)
 	VALUES ('m_uni', 'appel_api_日本', '  Zählerstand 🚀 ', '{"type":"COUNT"}');
-SELECT is((SELECT name FROM meter.meters WHERE id = 'm_uni'), '  Zählerstand 🚀 ', 'non-ASCII names stored as given (no trimming)');
+SELECT is((SELECT name FROM meter.meters WHERE id = 'm_uni'), 'Zählerstand 🚀', 'non-ASCII names stored trimmed, otherwise as given');
 SELECT is((SELECT event_name FROM meter.meters WHERE id = 'm_uni'), 'appel_api_日本', 'non-ASCII event names stored as given');
 SELECT throws_ok($$INSERT INTO meter.meters (id, event_name, name, aggregation) VALUES ('m_uni', 'e', 'n', '{"type":"COUNT"}')$$,
 	'23505', NULL, 'duplicate id refused by the primary key');
+
+-- ── Trimmed names (SPEC §4): event_name and name as FlexPrice's strings.TrimSpace ──────
+SELECT meter.create_meter('  trim_evt  ', E'\t Trim me \u3000', id => 'm_trim');
+SELECT is((SELECT ARRAY[event_name, name] FROM meter.meters WHERE id = 'm_trim'), ARRAY['trim_evt', 'Trim me'],
+	'create_meter stores event_name and name trimmed');
+SELECT is((SELECT string_agg(id, ',') FROM meter.matching_meters('trim_evt', '{}')), 'm_trim',
+	'a meter created with a padded event name matches the trimmed name');
+SELECT meter.ingest(jsonb_build_array(
+	jsonb_build_object('id', 't1', 'event_name', E'  trim_evt\u00A0', 'customer_id', 'c', 'timestamp', '2024-01-01T00:00:00Z'),
+	jsonb_build_object('id', 't2', 'event_name', E'\u3000trim_evt\n', 'customer_id', 'c', 'timestamp', '2024-01-01T00:00:00Z')));
+SELECT is((SELECT string_agg(DISTINCT event_name, ',') FROM meter.events WHERE id IN ('t1', 't2')), 'trim_evt',
+	'ingest trims event names by the same rule (Unicode white space too)');
+SELECT is((SELECT value FROM meter.usage('m_trim', '2024-01-01Z', '2024-01-02Z')), 2::numeric,
+	'... so the padded meter counts the padded events');
+SELECT is((meter.create_meter('{"event_name":" json_evt ","name":" JSON ","id":"m_trim_json"}'::jsonb)).event_name,
+	'json_evt', 'create_meter(jsonb) trims too');
+INSERT INTO meter.meters (id, event_name, name, aggregation)
+	VALUES ('m_trim_u', E'\u00A0\u1680\u2000\u200A\u2028\u2029\u202F\u205F\u3000\u0085 x \t\n\u000B\f\r', E' a  b ', '{"type":"COUNT"}');
+SELECT is((SELECT ARRAY[event_name, name] FROM meter.meters WHERE id = 'm_trim_u'), ARRAY['x', 'a  b'],
+	'every Unicode white space is trimmed from both ends; inner spaces stay');
+INSERT INTO meter.meters (id, event_name, name, aggregation)
+	VALUES ('m_trim_zw', E'\u200Bzw\uFEFF', E'\u200B n', '{"type":"COUNT"}');
+SELECT is((SELECT ARRAY[event_name, name] FROM meter.meters WHERE id = 'm_trim_zw'), ARRAY[E'\u200Bzw\uFEFF', E'\u200B n'],
+	'the zero-width space and the BOM are not white space (as in Go)');
+UPDATE meter.meters SET event_name = E'\u2003trim_evt2 ', name = ' Renamed ' WHERE id = 'm_trim';
+SELECT is((SELECT ARRAY[event_name, name] FROM meter.meters WHERE id = 'm_trim'), ARRAY['trim_evt2', 'Renamed'],
+	'updates are trimmed too');
+INSERT INTO meter.meters (id, event_name, name, aggregation)
+	VALUES ('m_trim_255', '  ' || repeat('e', 255) || '  ', repeat('é', 255) || E'\u3000', '{"type":"COUNT"}');
+SELECT is((SELECT length(event_name) + length(name) FROM meter.meters WHERE id = 'm_trim_255'), 510,
+	'the length limit applies to the trimmed text');
+INSERT INTO meter.meters (id, event_name, name, aggregation) VALUES (' m_id ', 'e', 'n', '{"type":"COUNT"}');
+SELECT is((SELECT count(*) FROM meter.meters WHERE id = ' m_id '), 1::bigint, 'ids are kept as given (not trimmed)');
 
 -- ── Update: immutable columns, re-validation, stamps ─────────────────────────────────
 SET meter.user_id = 'dave';

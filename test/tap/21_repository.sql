@@ -112,7 +112,7 @@ SELECT is(pg_temp.err($$SELECT meter.create_meter('e', 'n', id => '')$$), '22023
 SELECT is(pg_temp.err($$SELECT meter.create_meter('e', 'n', aggregation => NULL)$$), '22023: aggregation cannot be null', 'NULL aggregation');
 SELECT is(pg_temp.err($$SELECT meter.create_meter('e', 'n', filters => NULL)$$), '22023: filters cannot be null', 'NULL filters');
 SELECT is(pg_temp.err($$SELECT meter.create_meter('e', 'n', reset_usage => NULL)$$), '22023: reset_usage cannot be null', 'NULL reset_usage');
-SELECT is(pg_temp.err($$SELECT meter.create_meter('e', 'n', '{"type":"SUM"}')$$), '22023: field is required for aggregation type',
+SELECT is(pg_temp.err($$SELECT meter.create_meter('e', 'n', '{"type":"SUM"}')$$), '22023: field or expression is required for aggregation type',
 	'invalid aggregation refused by its type');
 SELECT is((meter.create_meter('appel', 'Zähler 🚀 日本')).name, 'Zähler 🚀 日本', 'non-ASCII name');
 

@@ -2,7 +2,7 @@
 -- Exact listings are in the pg_regress test sql/windows.sql; these are its properties.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(24);
+SELECT plan(34);
 SET LOCAL timezone = 'UTC';
 
 CREATE FUNCTION pg_temp.starts(s timestamptz, e timestamptz, size meter.window_size,
@@ -84,6 +84,35 @@ SELECT throws_ok($$SELECT * FROM meter.windows(NULL, '2024-01-01', 'DAY')$$, '22
 	'start_time and end_time must not be null', 'NULL start: 22004');
 SELECT is((SELECT count(*) FROM meter.windows('2024-01-01', '2024-01-03', 'DAY', NULL)), 2::bigint,
 	'a NULL zone means UTC');
+
+-- '' or NULL means UTC everywhere a zone is taken (SPEC §8, FlexPrice's default).
+SELECT is(pg_temp.starts('2024-01-01', '2024-03-05', 'MONTH', '', '2023-12-15 06:30Z'),
+	pg_temp.starts('2024-01-01', '2024-03-05', 'MONTH', 'UTC', '2023-12-15 06:30Z'), 'an empty zone means UTC (MONTH, anchor)');
+SELECT is(pg_temp.starts('2024-03-30', '2024-04-01', 'HOUR', ''),
+	pg_temp.starts('2024-03-30', '2024-04-01', 'HOUR', 'UTC'), 'an empty zone means UTC (HOUR)');
+SELECT is(pg_temp.starts('2024-03-30', '2024-04-01', 'DAY', NULL),
+	pg_temp.starts('2024-03-30', '2024-04-01', 'DAY', 'UTC'), 'a NULL zone means UTC (DAY)');
+SELECT throws_ok($$SELECT * FROM meter.windows('2024-01-01', '2024-01-02', 'DAY', 'Mars/Olympus')$$, '22023',
+	'time zone "Mars/Olympus" not recognized', 'an unknown zone is still 22023');
+SELECT throws_ok($$SELECT * FROM meter.windows('2024-01-01', '2024-01-02', 'DAY', ' ')$$, '22023',
+	'time zone " " not recognized', 'a blank (not empty) zone is unknown');
+
+SET LOCAL meter.tenant_id = 'tz_default';
+SELECT meter.create_meter('tz.evt', 'tz', '{"type":"SUM","field":"n"}', id => 'tz_m');
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+SELECT 'tz' || i, 'tz.evt', 'c', timestamptz '2024-03-30 20:00Z' + i * interval '97 minutes', jsonb_build_object('n', i)
+FROM generate_series(1, 40) AS i;
+CREATE TEMP TABLE tz_utc AS
+	SELECT * FROM meter.usage('tz_m', '2024-03-30', '2024-04-03', window_size => 'DAY', timezone => 'UTC');
+SELECT is((SELECT count(*) FROM tz_utc WHERE value > 0), 4::bigint, 'the UTC usage has 4 non-empty days');
+SELECT set_eq($$SELECT * FROM meter.usage('tz_m', '2024-03-30', '2024-04-03', window_size => 'DAY', timezone => '')$$,
+	'TABLE tz_utc', 'meter.usage with timezone '''' is the UTC usage');
+SELECT set_eq($$SELECT * FROM meter.usage('tz_m', '2024-03-30', '2024-04-03', window_size => 'DAY', timezone => NULL)$$,
+	'TABLE tz_utc', 'meter.usage with timezone NULL is the UTC usage');
+SELECT set_eq($$SELECT * FROM meter.usage_from_events('tz_m', '2024-03-30', '2024-04-03', window_size => 'DAY', timezone => '')$$,
+	'TABLE tz_utc', 'meter.usage_from_events with timezone '''' too');
+SELECT throws_ok($$SELECT * FROM meter.usage('tz_m', '2024-03-30', '2024-04-03', window_size => 'DAY', timezone => 'Nowhere/City')$$,
+	'22023', NULL, 'meter.usage: an unknown zone is still 22023');
 
 SELECT * FROM finish();
 ROLLBACK;

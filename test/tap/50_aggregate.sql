@@ -2,7 +2,7 @@
 -- states that round-trip through text and binary, GROUP BY and merge behaviour.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(51);
+SELECT plan(59);
 
 -- ── Declarations ────────────────────────────────────────────────────────────────────
 SELECT has_type('meter', 'aggregate_state', 'meter.aggregate_state exists');
@@ -50,7 +50,9 @@ INSERT INTO agg_types VALUES
 	('MAX_HOUR', '{"type":"MAX","field":"v","bucket_size":"HOUR"}'),
 	('MAX_WEEK', '{"type":"MAX","field":"v","bucket_size":"WEEK"}'),
 	('SUM_DAY', '{"type":"SUM","field":"v","bucket_size":"DAY"}'),
-	('COUNT_UNIQUE_U', '{"type":"COUNT_UNIQUE","field":"u"}');
+	('COUNT_UNIQUE_U', '{"type":"COUNT_UNIQUE","field":"u"}'),
+	('SUM_EXPRESSION', '{"type":"SUM","expression":"v * 2 + 1"}'),
+	('MAX_DAY_GROUP_BY', '{"type":"MAX","field":"v","bucket_size":"DAY","group_by":"u"}');
 
 -- One query per type (a constant aggregation, as a usage query has), run serially.
 CREATE FUNCTION pg_temp.results() RETURNS TABLE (t text, value text) LANGUAGE plpgsql AS $$
@@ -94,6 +96,17 @@ SELECT is((SELECT value FROM serial WHERE t = 'MAX_HOUR'),
 	'bucketed MAX is the sum of the hourly maxima');
 SELECT is((SELECT value FROM serial WHERE t = 'SUM_DAY'), (SELECT value FROM serial WHERE t = 'SUM'),
 	'bucketed SUM equals SUM');
+-- An expression: v * 2 + 1 of every usable v, 1 where v is missing (a missing property
+-- is 0), nothing where v is present but not a number.
+SELECT is((SELECT value FROM serial WHERE t = 'SUM_EXPRESSION'),
+	(SELECT sum(CASE WHEN properties->>'v' ~ '^-?[0-9]+(\.[0-9]+)?$' THEN (properties->>'v')::numeric * 2 + 1
+		WHEN NOT properties ? 'v' THEN 1 END)::text FROM public.agg_events),
+	'an expression replaces the field''s value');
+-- group_by: per UTC day, the sum of the maxima per u (rows without u form one group).
+SELECT is((SELECT value FROM serial WHERE t = 'MAX_DAY_GROUP_BY'),
+	(SELECT sum(m)::text FROM (SELECT max((properties->>'v')::numeric) m FROM public.agg_events
+		WHERE properties->>'v' ~ '^-?[0-9]+(\.[0-9]+)?$' GROUP BY date_trunc('day', ts, 'UTC'), properties->>'u') q),
+	'bucketed MAX with group_by is the sum of the per-group daily maxima');
 SELECT is((SELECT value FROM serial WHERE t = 'WEIGHTED_SUM'),
 	(SELECT ((extract(epoch FROM timestamptz '2024-02-01 00:00+00') * sum((properties->>'v')::numeric)
 		- sum((properties->>'v')::numeric * extract(epoch FROM ts)))
@@ -113,6 +126,8 @@ SELECT matches(pg_temp.plan_of($$SELECT meter.aggregate('{"type":"WEIGHTED_SUM",
 	'Finalize Aggregate.*Gather.*Partial Aggregate', 'the 5-argument form is parallel too');
 SELECT matches(pg_temp.plan_of($$(ANALYZE, TIMING OFF) SELECT meter.aggregate('{"type":"LATEST","field":"v"}', properties, ts) FROM public.agg_events$$),
 	'Workers Launched: [12]', 'parallel workers run the partial aggregates');
+SELECT matches(pg_temp.plan_of($$(ANALYZE, TIMING OFF) SELECT meter.aggregate('{"type":"MAX","expression":"v * 2","bucket_size":"DAY","group_by":"u"}', properties, ts) FROM public.agg_events$$),
+	'Finalize Aggregate.*Workers Launched: [12].*Partial Aggregate', 'expression and group_by states go through parallel workers too');
 CREATE TEMP TABLE parallel AS SELECT * FROM pg_temp.results();
 SELECT is((SELECT value FROM parallel p WHERE p.t = s.t), s.value, 'parallel = serial: ' || s.t)
 FROM serial s ORDER BY s.t;
@@ -122,20 +137,23 @@ SELECT matches(pg_temp.plan_of($$SELECT grp, meter.aggregate('{"type":"COUNT_UNI
 CREATE TEMP TABLE grouped_parallel AS
 SELECT grp, meter.aggregate('{"type":"COUNT_UNIQUE","field":"v"}', properties, ts)::text AS cu,
 	meter.aggregate('{"type":"LATEST","field":"v"}', properties, ts)::text AS latest,
-	meter.aggregate('{"type":"MAX","field":"v","bucket_size":"DAY"}', properties, ts)::text AS bmax
+	meter.aggregate('{"type":"MAX","field":"v","bucket_size":"DAY"}', properties, ts)::text AS bmax,
+	meter.aggregate('{"type":"MAX","expression":"v * 2","bucket_size":"DAY","group_by":"u"}', properties, ts)::text AS gmax
 FROM public.agg_events GROUP BY 1;
 SET LOCAL max_parallel_workers_per_gather = 0;
 SELECT set_eq($$SELECT * FROM grouped_parallel$$,
 	$$SELECT grp, meter.aggregate('{"type":"COUNT_UNIQUE","field":"v"}', properties, ts)::text AS cu,
 		meter.aggregate('{"type":"LATEST","field":"v"}', properties, ts)::text AS latest,
-		meter.aggregate('{"type":"MAX","field":"v","bucket_size":"DAY"}', properties, ts)::text AS bmax
+		meter.aggregate('{"type":"MAX","field":"v","bucket_size":"DAY"}', properties, ts)::text AS bmax,
+		meter.aggregate('{"type":"MAX","expression":"v * 2","bucket_size":"DAY","group_by":"u"}', properties, ts)::text AS gmax
 	  FROM public.agg_events GROUP BY 1$$, 'grouped parallel = grouped serial');
 -- hash and sort grouping agree
 SET LOCAL enable_hashagg = off;
 SELECT set_eq($$SELECT * FROM grouped_parallel$$,
 	$$SELECT grp, meter.aggregate('{"type":"COUNT_UNIQUE","field":"v"}', properties, ts)::text AS cu,
 		meter.aggregate('{"type":"LATEST","field":"v"}', properties, ts)::text AS latest,
-		meter.aggregate('{"type":"MAX","field":"v","bucket_size":"DAY"}', properties, ts)::text AS bmax
+		meter.aggregate('{"type":"MAX","field":"v","bucket_size":"DAY"}', properties, ts)::text AS bmax,
+		meter.aggregate('{"type":"MAX","expression":"v * 2","bucket_size":"DAY","group_by":"u"}', properties, ts)::text AS gmax
 	  FROM public.agg_events GROUP BY 1$$, 'sorted grouping = hashed grouping');
 RESET enable_hashagg;
 
@@ -183,9 +201,9 @@ WHERE id % 100 = 0 OR id IN (5, 40000) GROUP BY t
 UNION ALL
 SELECT 'WEIGHTED_SUM', meter.aggregate_partial('{"type":"WEIGHTED_SUM","field":"v"}', properties, ts, '2024-01-01', '2024-02-01')
 FROM public.agg_events WHERE id % 100 = 0;
-SELECT is((SELECT count(*)::int FROM states WHERE s::text = s::text::meter.aggregate_state::text), 13,
+SELECT is((SELECT count(*)::int FROM states WHERE s::text = s::text::meter.aggregate_state::text), 15,
 	'state::text::meter.aggregate_state gives the same text, for every type');
-SELECT is((SELECT count(*)::int FROM states WHERE meter.aggregate_state_send(s) = meter.aggregate_state_send(s::text::meter.aggregate_state)), 13,
+SELECT is((SELECT count(*)::int FROM states WHERE meter.aggregate_state_send(s) = meter.aggregate_state_send(s::text::meter.aggregate_state)), 15,
 	'the binary form is the same after a text round trip');
 
 -- Binary round trip through COPY (FORMAT binary): send, then receive.
@@ -197,11 +215,41 @@ BEGIN
 	EXECUTE format('COPY states_back FROM %L (FORMAT binary)', f);
 	EXECUTE format('COPY (SELECT 1 WHERE false) TO %L', f);
 END $$;
-SELECT is((SELECT count(*)::int FROM states a JOIN states_back b USING (t) WHERE a.s::text = b.s::text), 13,
+SELECT is((SELECT count(*)::int FROM states a JOIN states_back b USING (t) WHERE a.s::text = b.s::text), 15,
 	'every state survives COPY BINARY out and in');
 SELECT is((SELECT count(*)::int FROM states a JOIN states_back b USING (t)
-	WHERE meter.aggregate_final(a.s) IS NOT DISTINCT FROM meter.aggregate_final(b.s)), 13,
+	WHERE meter.aggregate_final(a.s) IS NOT DISTINCT FROM meter.aggregate_final(b.s)), 15,
 	'and gives the same result');
+-- Binary payloads written by hand, received through COPY (a bytea's binary form is its
+-- bytes): 0.1.0's version 1 (a SUM of 5 and 3 over "gb"; an hourly MAX of 5 and 3) still
+-- reads, and version 2 is only for aggregations with an expression or a group_by.
+CREATE TEMP TABLE payloads (b bytea);
+CREATE TEMP TABLE received (s meter.aggregate_state);
+CREATE FUNCTION pg_temp.receive(payload bytea) RETURNS SETOF meter.aggregate_state LANGUAGE plpgsql AS $$
+DECLARE f text := '/tmp/meter_aggregate_payload_' || pg_backend_pid() || '.bin';
+BEGIN
+	DELETE FROM payloads; DELETE FROM received;
+	INSERT INTO payloads VALUES (payload);
+	EXECUTE format('COPY payloads TO %L (FORMAT binary)', f);
+	BEGIN
+		EXECUTE format('COPY received FROM %L (FORMAT binary)', f);
+	EXCEPTION WHEN OTHERS THEN
+		EXECUTE format('COPY (SELECT 1 WHERE false) TO %L', f);
+		RAISE;
+	END;
+	EXECUTE format('COPY (SELECT 1 WHERE false) TO %L', f);
+	RETURN QUERY SELECT * FROM received;
+END $$;
+SELECT is(ARRAY[(SELECT s::text FROM pg_temp.receive('\x010100000000000267620000000000000002000000000000000200010000000000000008') r(s)),
+		(SELECT s::text FROM pg_temp.receive('\x01040400000000017600000000000000020000000000000002000000020002b0d5d4e94000000100000000000000050002b0d6ab7ce40000010000000000000003') r(s))],
+	ARRAY['{"version":1,"aggregation":{"type":"SUM","field":"gb"},"rows":2,"values":2,"sum":8}',
+		'{"version":1,"aggregation":{"type":"MAX","field":"v","bucket_size":"HOUR"},"rows":2,"values":2,"buckets":[["2024-01-01 00:00:00+00",5],["2024-01-01 01:00:00+00",3]]}'],
+	'version 1 binary states of 0.1.0 still read');
+SELECT throws_ok($$SELECT pg_temp.receive('\x02010000000000026762ffffffffffffffff0000000000000002000000000000000200010000000000000008')$$,
+	'22P03', 'invalid aggregate state', 'a version 2 binary state of an aggregation without expression or group_by is refused');
+SELECT throws_ok($$SELECT pg_temp.receive('\x020404000000000176ffffffff000000016700000000000000010000000000000001000000010002b0d5d4e940000001000000000000000500000001')$$,
+	'22P03', 'invalid aggregate state', 'a version 2 bucket whose group length runs past the end is refused');
+
 -- Stored in a table column (flattened, maybe compressed) and read back.
 CREATE TEMP TABLE big_state AS
 SELECT meter.aggregate_partial('{"type":"COUNT_UNIQUE","field":"u"}', jsonb_build_object('u', repeat('x', 50) || g), now()) AS s

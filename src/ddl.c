@@ -1,0 +1,244 @@
+/*
+ * ddl.c — DDL on tracked tables never corrupts usage (SPEC §7), through two event
+ * triggers:
+ *   ddl_command_end  ALTER TABLE that drops, renames away or retypes an event column of a
+ *                    tracked table (or of a partition of one) is refused; a partition
+ *                    attached to a tracked table gets the tracking triggers and its rows
+ *                    count, a detached one loses both; a table created as a partition of
+ *                    a tracked table gets the triggers.
+ *   sql_drop         a dropped tracked table leaves the registry, and usage is recomputed
+ *                    without the events it held (likewise for a dropped partition).
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
+#include "executor/spi.h"
+#include "nodes/parsenodes.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "event_table.h"
+#include "track.h"
+
+static char *
+qualified_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/* Run a statement on a table (its OID as $1). */
+static void
+run_on(const char *sql, Oid relid, int expect)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(sql, 1, types, args, NULL, false, 0) != expect)
+		elog(ERROR, "meter: \"%s\" failed", sql);
+	SPI_finish();
+}
+
+static bool
+query_true(const char *sql, Oid relid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	bool		result;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(sql, 1, types, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "meter: \"%s\" failed", sql);
+	result = SPI_processed > 0;
+	SPI_finish();
+	return result;
+}
+
+/* Is the table tracked, itself or as a partition of a tracked table? */
+static bool
+is_tracked(Oid relid)
+{
+	return OidIsValid(relid) &&
+		query_true("SELECT 1 FROM meter.tracked_tables WHERE relid::pg_catalog.oid"
+				   " OPERATOR(pg_catalog.=) ANY (ARRAY[$1, pg_catalog.pg_partition_root($1)::pg_catalog.oid])",
+				   relid);
+}
+
+static bool
+is_registered(Oid relid)
+{
+	return query_true("SELECT 1 FROM meter.tracked_tables WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+					  relid);
+}
+
+/* A tracked table's event columns must stay as they are. */
+static void
+check_columns(Oid relid)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	bool		retyped;
+	int			c = event_columns_broken(RelationGetDescr(rel), &retyped);
+	char	   *name = qualified_name(relid);
+
+	relation_close(rel, AccessShareLock);
+	if (c < 0)
+		return;
+	ereport(ERROR,
+			(errcode(retyped ? ERRCODE_DATATYPE_MISMATCH : ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+			 retyped ? errmsg("cannot change the type of column \"%s\" of tracked table %s",
+							  event_column_name(c), name)
+			 : errmsg("cannot drop or rename column \"%s\" of tracked table %s",
+					  event_column_name(c), name),
+			 errdetail("meter.track_usage() reads the event columns of meter.events from every tracked table."),
+			 errhint("Run SELECT meter.untrack('%s') first.", name)));
+}
+
+/* The tracking triggers on a table and on every partition below it. */
+static void
+attach_triggers(Oid relid)
+{
+	run_on("SELECT meter.attach_triggers(t.relid) FROM meter.table_tree($1) t"
+		   " WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g"
+		   "  WHERE g.tgrelid OPERATOR(pg_catalog.=) t.relid AND g.tgname OPERATOR(pg_catalog.=) 'meter_track_insert')",
+		   relid, SPI_OK_SELECT);
+}
+
+static void
+detach_triggers(Oid relid)
+{
+	run_on("SELECT meter.detach_triggers(t.relid) FROM meter.table_tree($1) t",
+		   relid, SPI_OK_SELECT);
+}
+
+static void
+partition_attached(Oid parent, Oid partition)
+{
+	if (!is_tracked(parent))
+		return;
+	attach_triggers(partition);
+	if (is_registered(partition))
+	{
+		/* Tracked on its own until now: its events already count; now through the parent. */
+		run_on("DELETE FROM meter.tracked_tables WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+			   partition, SPI_OK_DELETE);
+		return;
+	}
+	track_table_rows(partition, 1);
+}
+
+static void
+partition_detached(Oid parent, Oid partition)
+{
+	if (!is_tracked(parent) || !OidIsValid(partition))
+		return;
+	track_table_rows(partition, -1);
+	detach_triggers(partition);
+}
+
+static void
+alter_table_end(AlterTableStmt *stmt)
+{
+	Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	ListCell   *lc;
+
+	if (!OidIsValid(relid) || get_rel_relkind(relid) == RELKIND_INDEX)
+		return;
+	if (is_tracked(relid))
+		check_columns(relid);
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+		PartitionCmd *pc;
+
+		if (cmd->subtype != AT_AttachPartition && cmd->subtype != AT_DetachPartition)
+			continue;
+		pc = (PartitionCmd *) cmd->def;
+		if (cmd->subtype == AT_AttachPartition)
+			partition_attached(relid, RangeVarGetRelid(pc->name, NoLock, false));
+		else
+			partition_detached(relid, RangeVarGetRelid(pc->name, NoLock, true));
+	}
+}
+
+static void
+create_table_end(CreateStmt *stmt)
+{
+	Oid			parent;
+
+	if (stmt->partbound == NULL || stmt->inhRelations == NIL)
+		return;
+	parent = RangeVarGetRelid(linitial_node(RangeVar, stmt->inhRelations), NoLock, true);
+	if (OidIsValid(parent) && is_tracked(parent))
+		attach_triggers(RangeVarGetRelid(stmt->relation, NoLock, false));
+}
+
+/*
+ * meter.on_ddl_end() — ddl_command_end event trigger for ALTER TABLE and CREATE TABLE
+ * (see the file header).
+ */
+PG_FUNCTION_INFO_V1(meter_on_ddl_end);
+Datum
+meter_on_ddl_end(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trig;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "meter.on_ddl_end() must be called as an event trigger");
+	trig = (EventTriggerData *) fcinfo->context;
+	if (get_namespace_oid("meter", true) == InvalidOid)
+		PG_RETURN_VOID();
+	if (IsA(trig->parsetree, AlterTableStmt))
+		alter_table_end((AlterTableStmt *) trig->parsetree);
+	else if (IsA(trig->parsetree, CreateStmt))
+		create_table_end((CreateStmt *) trig->parsetree);
+	PG_RETURN_VOID();
+}
+
+/*
+ * meter.on_sql_drop() — sql_drop event trigger: tracked tables that no longer exist leave
+ * the registry, and when one of them (or a partition of one) went, every meter is
+ * recomputed without its events.
+ */
+PG_FUNCTION_INFO_V1(meter_on_sql_drop);
+Datum
+meter_on_sql_drop(PG_FUNCTION_ARGS)
+{
+	bool		rebuild;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "meter.on_sql_drop() must be called as an event trigger");
+	/* DROP EXTENSION meter drops the registry itself: nothing to keep. */
+	if (get_namespace_oid("meter", true) == InvalidOid ||
+		!OidIsValid(get_relname_relid("tracked_tables", get_namespace_oid("meter", true))))
+		PG_RETURN_VOID();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("DELETE FROM meter.tracked_tables t WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
+					" WHERE c.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid)", false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "meter: cleaning the tracked-tables registry failed");
+	rebuild = SPI_processed > 0;
+	if (!rebuild)
+	{
+		/* A table carrying the tracking triggers (a partition) went, not just the triggers. */
+		if (SPI_execute("SELECT 1 FROM pg_catalog.pg_event_trigger_dropped_objects() t,"
+						" pg_catalog.pg_event_trigger_dropped_objects() d"
+						" WHERE t.object_type OPERATOR(pg_catalog.=) 'trigger'"
+						" AND d.object_type OPERATOR(pg_catalog.=) 'table'"
+						" AND t.object_identity OPERATOR(pg_catalog.=) ('meter_track_insert on ' OPERATOR(pg_catalog.||) d.object_identity)",
+						true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "meter: reading the dropped objects failed");
+		rebuild = SPI_processed > 0;
+	}
+	if (rebuild && SPI_execute("SELECT meter.rebuild_all()", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "meter: recomputing usage after a drop failed");
+	SPI_finish();
+	PG_RETURN_VOID();
+}
