@@ -123,7 +123,6 @@ check "event tables hold exactly the acknowledged events; COUNT and SUM usage eq
 q "SELECT 'stored: ' || (SELECT count(*) FROM meter.events) || ' in meter.events, '
 	|| (SELECT count(*) FROM public.app_events) || ' in public.app_events, '
 	|| (SELECT count(*) FROM meter.rollups) || ' compacted rows, '
-	|| (SELECT count(*) FROM meter.rollup_totals) || ' all-customer rows, '
 	|| (SELECT count(*) FROM meter.pending) || ' pending rows'"
 
 [ "$failures" -eq 0 ] && echo "stress: pass" || echo "stress: $failures failure(s)"

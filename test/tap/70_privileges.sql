@@ -1,10 +1,10 @@
 -- Least privilege (SPEC §5, §9): readers read, writers write events, admins define
 -- meters (and may compact); nobody but the extension owner writes stored usage
--- (meter.pending, meter.rollups, meter.rollup_totals) or runs maintenance; every role
+-- (meter.pending, meter.rollups) or runs maintenance; every role
 -- stays inside its tenant through every function and table.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(102);
+SELECT plan(101);
 
 CREATE ROLE meter_tap_reader NOLOGIN NOSUPERUSER NOBYPASSRLS;
 CREATE ROLE meter_tap_writer NOLOGIN NOSUPERUSER NOBYPASSRLS;
@@ -106,8 +106,6 @@ SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'SELECT string_agg(id, '',''
 	'reader: sees the events of its tenant only');
 SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'SELECT string_agg(DISTINCT tenant_id, '','') FROM meter.rollups'), 'tA',
 	'reader: sees the compacted rollups of its tenant only');
-SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'SELECT string_agg(DISTINCT tenant_id, '','') FROM meter.rollup_totals'), 'tA',
-	'reader: sees the all-customer rollups of its tenant only');
 SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'SELECT string_agg(DISTINCT tenant_id, '','') FROM meter.pending'), 'tA',
 	'reader: sees the pending rows of its tenant only');
 SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', $$SELECT sum(events)::text FROM meter.stored_slots('priv_a')$$), '3',
@@ -149,8 +147,8 @@ SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', $$SELECT id FROM meter.disab
 	'reader: cannot disable meters');
 SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'DELETE FROM meter.rollups'), '42501',
 	'reader: cannot change rollups');
-SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'DELETE FROM meter.rollup_totals'), '42501',
-	'reader: cannot change all-customer rollups');
+SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'DELETE FROM meter.seals'), '42501',
+	'reader: cannot change seals');
 SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'DELETE FROM meter.pending'), '42501',
 	'reader: cannot change pending rows');
 SELECT is(pg_temp.as_role('meter_tap_reader', 'tA', 'SELECT count(*) FROM meter.rebuild()'), '42501',
@@ -252,13 +250,12 @@ SELECT is(pg_temp.as_role('meter_tap_admin', 'tA', 'SELECT string_agg(meter_id, 
 SELECT is(pg_temp.as_role('meter_tap_admin', 'tA', $$SELECT count(*) FROM meter.rebuild('priv_b')$$), 'P0002',
 	'admin: cannot rebuild another tenant''s meter');
 SELECT is(pg_temp.as_role('meter_tap_admin', 'tA',
-	$$INSERT INTO meter.rollups SELECT tenant_id, environment_id, meter_id, external_customer_id, customer_id, day + 1, data
-	  FROM meter.rollups$$), '42501',
+	'INSERT INTO meter.rollups SELECT * FROM meter.rollups'), '42501',
 	'admin: cannot write rollups');
 SELECT is(pg_temp.as_role('meter_tap_admin', 'tA', 'INSERT INTO meter.pending SELECT * FROM meter.pending'), '42501',
 	'admin: cannot write pending rows (forge usage)');
-SELECT is(pg_temp.as_role('meter_tap_admin', 'tA', 'UPDATE meter.rollup_totals SET day = day + 1'), '42501',
-	'admin: cannot change all-customer rollups');
+SELECT is(pg_temp.as_role('meter_tap_admin', 'tA', 'UPDATE meter.rollups SET data = data'), '42501',
+	'admin: cannot change compacted rows');
 INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
 VALUES ('a5', 'api', 'c', '2024-01-01 10:40+00', '{"n":1}');  -- pending in tenant A (as the owner)
 SELECT is(pg_temp.as_role('meter_tap_admin', 'tA', 'SELECT meter.compact()::text'),
