@@ -63,6 +63,7 @@ SELECT is((SELECT format('%s %s %s', provolatile, proisstrict, proparallel) FROM
 SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
 	JOIN pg_extension e ON d.refobjid = e.oid AND e.extname = 'meter'
 	WHERE p.prosrc LIKE 'meter\_%' AND (p.prosrc ~ '(aggregation|filter|matches|numeric_value|unique_value)')
+		AND p.prosrc !~ '^meter_usage'  -- usage_by_filter_groups: a usage query (STABLE, optional arguments)
 		AND (p.provolatile <> 'i' OR NOT p.proisstrict OR p.proparallel <> 's')), 0,
 	'every type and matching function is IMMUTABLE STRICT PARALLEL SAFE');
 SELECT is((SELECT count(*)::int FROM pg_depend d JOIN pg_extension e ON d.refobjid = e.oid AND e.extname = 'meter'

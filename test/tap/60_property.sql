@@ -90,10 +90,11 @@ BEGIN
 		FROM generate_series(1, %s) g ON CONFLICT DO NOTHING$q$, tbl, n);
 END $$;
 
--- One random operation; returns what it did.
-CREATE FUNCTION pg_temp.step() RETURNS text LANGUAGE plpgsql AS $$
+-- One operation of step i: the first 22 steps take every operation once (so that each
+-- run covers them all), later ones draw at random; returns what it did.
+CREATE FUNCTION pg_temp.step(i int) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
-	op int := floor(random() * 22)::int;
+	op int := CASE WHEN i <= 22 THEN i - 1 ELSE floor(random() * 22)::int END;
 	tbl text := pg_temp.random_table();
 	ktbl text := pg_temp.random_keyed_table();
 	m text;
@@ -102,8 +103,9 @@ DECLARE
 BEGIN
 	-- Now and then the compaction threshold changes: 1 (every statement compacts), a few,
 	-- or the default.
-	IF random() < 0.15 THEN
-		PERFORM set_config('meter.compaction_threshold', (ARRAY['1', '3', '50', '20000'])[1 + floor(random() * 4)::int], false);
+	IF i % 7 = 0 OR random() < 0.1 THEN
+		PERFORM set_config('meter.compaction_threshold', (ARRAY['1', '3', '50', '20000'])[
+			1 + CASE WHEN i % 7 = 0 THEN (i / 7) % 4 ELSE floor(random() * 4)::int END], false);
 		INSERT INTO ran VALUES ('threshold ' || current_setting('meter.compaction_threshold'));
 	END IF;
 	CASE
@@ -329,7 +331,7 @@ END $$;
 
 CREATE FUNCTION pg_temp.checked_step(i int) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
-	did text := pg_temp.step();
+	did text := pg_temp.step(i);
 	diff record;
 	res text := '';
 	t text;

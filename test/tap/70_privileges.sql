@@ -79,8 +79,9 @@ SELECT is(
 	 JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
 	 JOIN pg_extension x ON x.oid = d.refobjid AND x.extname = 'meter'
 	 WHERE p.prosecdef),
-	'meter.compact(text), meter.on_meter_change(), meter.rebuild(text), meter.track_usage()',
-	'the SECURITY DEFINER functions are the two triggers, rebuild and compact');
+	'meter.compact(text), meter.on_ddl_end(), meter.on_meter_change(), meter.on_sql_drop(), meter.rebuild(text), '
+	'meter.seal(timestamp with time zone), meter.track_usage()',
+	'the SECURITY DEFINER functions are the triggers (tracking, meter changes, DDL), rebuild, compact and seal');
 SELECT is(
 	(SELECT count(*)::int FROM pg_proc p
 	 JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
