@@ -273,16 +273,33 @@ SELECT is(pg_temp.as_role('meter_tap_admin', 'tA', $$INSERT INTO meter.events (e
 SELECT is(pg_temp.as_role('meter_tap_admin', 'tA', $$SELECT id FROM meter.disable_meter('priv_a2')$$), 'priv_a2',
 	'admin: disables its meter');
 
--- ── Compaction inside a writer's statement ─────────────────────────────────────────
+-- ── Compaction at the end of a writer's statement ───────────────────────────────────
+-- Writers fold past meter.compaction_threshold at the end of their outermost statement:
+-- the writer's own top-level INSERT (not wrapped in a function of the owner's), psql
+-- noting whether it failed instead of stopping.
 INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
 VALUES ('a6', 'api', 'c', '2024-01-01 10:45+00', '{"n":1}');  -- pending in tenant A (as the owner)
-SELECT is(pg_temp.as_role('meter_tap_writer', 'tA', $$SET LOCAL meter.compaction_threshold = 1;
-	INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
-	VALUES ('a4', 'api', 'c', '2024-01-01 10:30+00', '{"n":100}')$$), 'ok',
-	'writer: an insert past the compaction threshold compacts as the owner');
+SAVEPOINT writer_compacts;
+SET LOCAL meter.tenant_id = 'tA';
+SET LOCAL meter.compaction_threshold = 1;
+SET LOCAL ROLE meter_tap_writer;
+\set ON_ERROR_STOP 0
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+VALUES ('a4', 'api', 'c', '2024-01-01 10:30+00', '{"n":100}');
+\set ON_ERROR_STOP 1
+\set writer_insert_failed :ERROR
+\set writer_insert_error :LAST_ERROR_MESSAGE
+\if :writer_insert_failed
+ROLLBACK TO SAVEPOINT writer_compacts;
+\endif
+RESET ROLE;
+SELECT is(:'writer_insert_failed' || ' ' || :'writer_insert_error', 'false ',
+	'writer: a top-level insert past the compaction threshold succeeds (the compaction runs as the owner)');
 SELECT is((SELECT count(*)::int FROM meter.pending WHERE tenant_id = 'tA'), 0,
 	'the writer''s insert folded tenant A''s pending rows');
+RELEASE SAVEPOINT writer_compacts;
 RESET meter.compaction_threshold;
+SET LOCAL meter.tenant_id = 'tA';
 DELETE FROM meter.events WHERE tenant_id = 'tA' AND id IN ('a4', 'a6');
 
 -- ── Tenant B untouched, rollups exact ───────────────────────────────────────────────
