@@ -53,11 +53,24 @@ at_statement_end(void)
 	return true;
 }
 
+/* Compaction runs queries of its own: their ends must not start another. */
+static bool folding = false;
+
 static void
 statement_ended(void)
 {
-	if (at_statement_end())
+	if (folding || !at_statement_end())
+		return;
+	folding = true;
+	PG_TRY();
+	{
 		compaction_run_due();
+	}
+	PG_FINALLY();
+	{
+		folding = false;
+	}
+	PG_END_TRY();
 }
 
 static void
