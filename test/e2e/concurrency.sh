@@ -165,33 +165,27 @@ if [ "$tracking" = t ]; then
 	[ "$v" = 0 ]
 	check "meter.verify() is empty" $?
 	[ "$v" = 0 ] || q "SET meter.tenant_id = 'acme'; SELECT * FROM meter.verify() LIMIT 10"
-	# usage over the whole range, against plain SQL over the raw events
-	diff=$(q "SET meter.tenant_id = 'acme';
-		SELECT (SELECT u.value FROM meter.meters m, meter.usage(m.id, '2000-01-01', '2100-01-01') u
-			WHERE m.name = 'calls') - (SELECT count(*) FROM meter.events)")
-	[ "$diff" = 0 ]
-	check "COUNT meter usage = number of events" $?
-	diff=$(q "SET meter.tenant_id = 'acme';
-		SELECT (SELECT u.value FROM meter.meters m, meter.usage(m.id, '2000-01-01', '2100-01-01') u
-			WHERE m.name = 'tokens') - (SELECT sum((properties->>'tokens')::numeric) FROM meter.events)")
-	[ "$diff" = 0 ]
-	check "SUM meter usage = sum of tokens over the events" $?
-	diff=$(q "SET meter.tenant_id = 'acme';
-		SELECT count(*) FROM (SELECT 'c' || k AS c FROM generate_series(1, 3) k) c
-		WHERE (SELECT u.value FROM meter.meters m, meter.usage(m.id, '2000-01-01', '2100-01-01', customer_id => c.c) u
-			WHERE m.name = 'calls') IS DISTINCT FROM (SELECT count(*) FROM meter.events e WHERE e.customer_id = c.c)")
-	[ "$diff" = 0 ]
-	check "COUNT meter usage per customer = events per customer" $?
-	diff=$(q "SET meter.tenant_id = 'acme';
-		SELECT (SELECT u.value FROM meter.meters m, meter.usage(m.id, '2000-01-01', '2100-01-01') u
-			WHERE m.name = 'peak') - (SELECT max((properties->>'tokens')::numeric) FROM meter.events)")
-	[ "$diff" = 0 ]
-	check "MAX meter usage = the largest tokens value" $?
-	diff=$(q "SET meter.tenant_id = 'acme';
-		SELECT (SELECT u.value FROM meter.meters m, meter.usage(m.id, '2000-01-01', '2100-01-01') u
-			WHERE m.name = 'models') - (SELECT count(DISTINCT properties->>'model') FROM meter.events)")
-	[ "$diff" = 0 ]
-	check "COUNT_UNIQUE meter usage = distinct models" $?
+	# usage_is DESCRIPTION METER-NAME SQL: the meter's usage over the whole range (one
+	# window; CUSTOMER from the plain SQL's c column when given) equals plain SQL over the
+	# raw events.
+	usage_is() {
+		local diff
+		diff=$(q "SET meter.tenant_id = 'acme';
+			SELECT count(*) FROM ($3) want
+			WHERE (SELECT u.value FROM meter.meters m, meter.usage(m.id, '2000-01-01', '2100-01-01', customer_id => want.c) u
+				WHERE m.name = '$2') IS DISTINCT FROM want.v")
+		[ "$diff" = 0 ]
+		check "$1" $?
+	}
+	usage_is "COUNT meter usage = number of events" calls "SELECT NULL AS c, count(*) AS v FROM meter.events"
+	usage_is "SUM meter usage = sum of tokens over the events" tokens \
+		"SELECT NULL AS c, sum((properties->>'tokens')::numeric) AS v FROM meter.events"
+	usage_is "COUNT meter usage per customer = events per customer" calls \
+		"SELECT 'c' || k AS c, (SELECT count(*) FROM meter.events e WHERE e.customer_id = 'c' || k) AS v FROM generate_series(1, 3) k"
+	usage_is "MAX meter usage = the largest tokens value" peak \
+		"SELECT NULL AS c, max((properties->>'tokens')::numeric) AS v FROM meter.events"
+	usage_is "COUNT_UNIQUE meter usage = distinct models" models \
+		"SELECT NULL AS c, count(DISTINCT properties->>'model') AS v FROM meter.events"
 fi
 
 echo "$failures failure(s)"

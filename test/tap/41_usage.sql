@@ -466,19 +466,17 @@ SELECT n, id, src, window_start, window_end,
 SELECT is((SELECT count(DISTINCT (n, id)) FROM outcomes), 264::bigint, '24 meters × 11 cases');
 SELECT is((SELECT count(*) FROM outcomes WHERE src = 'rollups'), (SELECT count(*) FROM outcomes WHERE src = 'reference'),
 	'as many rows from the rollups as windows');
-SELECT is((SELECT count(*) FROM (
-		(SELECT n, id, window_start, window_end, value FROM outcomes WHERE src = 'pending'
-		EXCEPT ALL SELECT n, id, window_start, window_end, value FROM outcomes WHERE src = 'events')
+-- How many rows of one source's outcomes the other's lack, both ways.
+CREATE FUNCTION pg_temp.differ(a text, b text) RETURNS bigint LANGUAGE sql AS $$
+	SELECT count(*) FROM (
+		(SELECT n, id, window_start, window_end, value FROM outcomes WHERE src = a
+		EXCEPT ALL SELECT n, id, window_start, window_end, value FROM outcomes WHERE src = b)
 		UNION ALL
-		(SELECT n, id, window_start, window_end, value FROM outcomes WHERE src = 'events'
-		EXCEPT ALL SELECT n, id, window_start, window_end, value FROM outcomes WHERE src = 'pending')) d), 0::bigint,
+		(SELECT n, id, window_start, window_end, value FROM outcomes WHERE src = b
+		EXCEPT ALL SELECT n, id, window_start, window_end, value FROM outcomes WHERE src = a)) d $$;
+SELECT is(pg_temp.differ('pending', 'events'), 0::bigint,
 	'usage with everything pending (not compacted) = usage_from_events exactly');
-SELECT is((SELECT count(*) FROM (
-		(SELECT n, id, window_start, window_end, value FROM outcomes WHERE src = 'rollups'
-		EXCEPT ALL SELECT n, id, window_start, window_end, value FROM outcomes WHERE src = 'events')
-		UNION ALL
-		(SELECT n, id, window_start, window_end, value FROM outcomes WHERE src = 'events'
-		EXCEPT ALL SELECT n, id, window_start, window_end, value FROM outcomes WHERE src = 'rollups')) d), 0::bigint,
+SELECT is(pg_temp.differ('rollups', 'events'), 0::bigint,
 	'usage = usage_from_events exactly, for every type, window size, zone, anchor, customer filter and reset');
 SELECT is((SELECT string_agg(DISTINCT d.n || ':' || d.id, ', ') FROM (
 		(SELECT n, id, window_start, window_end, value FROM rounded WHERE src = 'events'
