@@ -31,21 +31,20 @@ SELECT 'b' || g, 'bulk', 'c' || (g % 200), '2024-06-01 00:00+00'::timestamptz + 
 	jsonb_build_object('v', g % 1009, 'u', 'u' || g) FROM generate_series(1, 40000) g;
 SQL
 
-for m in bulk_unique bulk_maxh bulk_sum; do
-	t0=$(date +%s.%N)
-	out=$(q -c "SET statement_timeout = '$timeout'" -c "SELECT count(*) FROM meter.verify('$m')" 2>&1)
-	rc=$?
-	echo "verify('$m') before ANALYZE: $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $t0 }") s: $(echo "$out" | head -1)"
-	check "verify('$m') right after the load finishes within $timeout, empty" "$([ "$rc" -eq 0 ] && [ "$out" = 0 ]; echo $?)"
-done
+# verify_all WHEN: each meter's verify() within the bound, and empty.
+verify_all() {
+	local m t0 out rc
+	for m in bulk_unique bulk_maxh bulk_sum; do
+		t0=$(date +%s.%N)
+		out=$(q -c "SET statement_timeout = '$timeout'" -c "SELECT count(*) FROM meter.verify('$m')" 2>&1)
+		rc=$?
+		echo "verify('$m') $1: $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $t0 }") s: $(echo "$out" | head -1)"
+		check "verify('$m') $1 finishes within $timeout, empty" "$([ "$rc" -eq 0 ] && [ "$out" = 0 ]; echo $?)"
+	done
+}
+verify_all "right after the load"
 q -c "ANALYZE meter.events" >/dev/null
-for m in bulk_unique bulk_maxh bulk_sum; do
-	t0=$(date +%s.%N)
-	out=$(q -c "SET statement_timeout = '$timeout'" -c "SELECT count(*) FROM meter.verify('$m')" 2>&1)
-	rc=$?
-	echo "verify('$m') after ANALYZE: $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $t0 }") s: $(echo "$out" | head -1)"
-	check "verify('$m') after ANALYZE finishes within $timeout, empty" "$([ "$rc" -eq 0 ] && [ "$out" = 0 ]; echo $?)"
-done
+verify_all "after ANALYZE"
 
 [ "$failures" -eq 0 ] && echo "verify_after_bulk: pass" || echo "verify_after_bulk: $failures failure(s)"
 [ "$failures" -eq 0 ]
