@@ -6,7 +6,7 @@
 -- and a hostile search_path.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(252);
+SELECT plan(262);
 SET LOCAL timezone = 'UTC';
 SET LOCAL meter.tenant_id = 'tap_many';
 SET LOCAL meter.environment_id = '';
@@ -596,8 +596,8 @@ END $$;
 CREATE FUNCTION pg_temp.differ(a text, b text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE r text;
 BEGIN
-	EXECUTE format('SELECT string_agg(d, E''\n'') FROM (SELECT ''-'' || x AS d FROM (SELECT * FROM %1$s EXCEPT ALL SELECT * FROM %2$s) s(x)
-		UNION ALL SELECT ''+'' || x FROM (SELECT * FROM %2$s EXCEPT ALL SELECT * FROM %1$s) s(x) ORDER BY 1 LIMIT 10) t', a, b) INTO r;
+	EXECUTE format('SELECT string_agg(d, E''\n'') FROM (SELECT ''-'' || s::text AS d FROM (SELECT * FROM %1$s EXCEPT ALL SELECT * FROM %2$s) s
+		UNION ALL SELECT ''+'' || s::text FROM (SELECT * FROM %2$s EXCEPT ALL SELECT * FROM %1$s) s ORDER BY 1 LIMIT 10) t', a, b) INTO r;
 	RETURN r;
 END $$;
 CREATE TEMP TABLE pending_rows AS SELECT pg_temp.battery('') AS r;
@@ -605,10 +605,7 @@ CREATE TEMP TABLE twin_rows AS SELECT pg_temp.battery('_from_events') AS r;
 SELECT cmp_ok((SELECT count(*) FROM pending_rows), '>', 10000::bigint, 'the battery is not trivial');
 SELECT is(pg_temp.differ('pending_rows', 'twin_rows'),
 	-- the archived meter is frozen: its stored usage leaves out e11, the raw events have it
-	(SELECT string_agg(d, E'\n') FROM (SELECT '-' || r AS d FROM pending_rows WHERE r LIKE '%|mc_arch|%' EXCEPT ALL
-		SELECT '-' || r FROM twin_rows WHERE r LIKE '%|mc_arch|%'
-		UNION ALL SELECT '+' || r FROM twin_rows WHERE r LIKE '%|mc_arch|%' EXCEPT ALL
-		SELECT '+' || r FROM pending_rows WHERE r LIKE '%|mc_arch|%' ORDER BY 1 LIMIT 10) t),
+	pg_temp.differ('(SELECT * FROM pending_rows WHERE r LIKE ''%|mc_arch|%'') a', '(SELECT * FROM twin_rows WHERE r LIKE ''%|mc_arch|%'') b'),
 	'all pending: every function = its _from_events twin (but for the frozen archived meter)');
 SELECT is((SELECT count(*) FROM (SELECT r FROM pending_rows WHERE r LIKE '%|mc_arch|%' EXCEPT ALL
 	SELECT r FROM twin_rows WHERE r LIKE '%|mc_arch|%') d) > 0, true, '(the archived meter''s twin does count e11)');
@@ -691,6 +688,59 @@ SELECT is((SELECT count(*) FROM meter.usage_by_customer_from_events('mc_count', 
 SELECT cmp_ok(meter.compact(), '>', 0::bigint, 'compact');
 SELECT is((SELECT count(*) FROM meter.usage_by_customer('mc_sum', '2023-09-01 00:07Z', '2023-10-01') WHERE customer_id LIKE 'hist%'),
 	40::bigint, '… compacted, from an unaligned start');
+
+-- The twins with a source table (not tracked): the same answers from a copy of the events.
+CREATE TABLE public.many_copy AS SELECT * FROM meter.events WHERE tenant_id IN ('tap_many', 'tap_many_b');
+SELECT is(pg_temp.differ(
+	format('(SELECT * FROM meter.usage_by_customer_from_events(%L, %L, %L, %L, %L, %L, %L) WITH ORDINALITY) a', m, s, e, w, z, NULL, 'public.many_copy'),
+	format('(SELECT * FROM meter.usage_by_customer_from_events(%L, %L, %L, %L, %L) WITH ORDINALITY) b', m, s, e, w, z)), NULL,
+	format('usage_by_customer_from_events(%s, …, source) = from the tracked tables', m))
+FROM (VALUES ('mc_never', '2024-01-02 10:31Z'::timestamptz, '2024-03-20'::timestamptz, 'WEEK'::meter.window_size, 'Asia/Kolkata'),
+	('mc_latest', '2024-01-02 10:31Z', '2024-03-20', 'DAY', 'UTC')) v(m, s, e, w, z);
+SELECT is(pg_temp.differ(
+	$$(SELECT * FROM meter.usage_by_group_from_events('mc_maxb', '{model}', '2024-01-01', '2024-04-01', NULL, NULL, 'DAY', 'UTC', NULL, 'public.many_copy') WITH ORDINALITY) a$$,
+	$$(SELECT * FROM meter.usage_by_group_from_events('mc_maxb', '{model}', '2024-01-01', '2024-04-01', NULL, NULL, 'DAY', 'UTC', NULL) WITH ORDINALITY) b$$), NULL,
+	'usage_by_group_from_events(…, source) = from the tracked tables');
+SELECT is(pg_temp.differ(
+	$$(SELECT * FROM meter.usage_by_filter_groups_from_events('mc_sum', '[{"id":"o1","filters":{"model":["o1"]}},{"id":"rest"}]', '2024-01-01', '2024-04-01',
+		'c1', NULL, 'MONTH', 'UTC', '2024-01-15', 'public.many_copy') WITH ORDINALITY) a$$,
+	$$(SELECT * FROM meter.usage_by_filter_groups_from_events('mc_sum', '[{"id":"o1","filters":{"model":["o1"]}},{"id":"rest"}]', '2024-01-01', '2024-04-01',
+		'c1', NULL, 'MONTH', 'UTC', '2024-01-15') WITH ORDINALITY) b$$), NULL,
+	'usage_by_filter_groups_from_events(…, source) = from the tracked tables');
+DELETE FROM public.many_copy WHERE customer_id = 'c4' OR "timestamp" < '2024-01-01';
+SELECT is((SELECT string_agg(DISTINCT customer_id, ',') FROM meter.usage_by_customer_from_events('mc_count', '2024-01-01', '2024-01-03',
+	source => 'public.many_copy')),
+	(SELECT string_agg(DISTINCT customer_id, ',') FROM public.many_copy WHERE tenant_id = 'tap_many' AND event_name = 'llm'
+		AND "timestamp" < '2024-01-03' AND meter.matches((SELECT filters FROM meter.meters WHERE id = 'mc_count'), properties)),
+	'the source alone: what it holds, nothing of the tracked tables');
+SELECT is((SELECT count(*) FROM meter.usage_by_customer_from_events('mc_count', '2024-01-01', '2024-01-03') WHERE customer_id = 'c4'),
+	1::bigint, '(c4, not in the source, is in the tracked table)');
+
+-- Odd ids and values: ids that concatenate alike, a long id, quotes and non-ASCII in
+-- values, keys and group ids.
+SELECT id FROM meter.create_meter('odd', 'odd', '{"type":"SUM","field":"n"}',
+	'[{"key":"k \"q\"","values":["a\"b","ü","\\","1e2"]}]', id => 'mc_odd');
+INSERT INTO meter.events (event_name, customer_id, external_customer_id, "timestamp", properties) VALUES
+	('odd', 'ab', 'c', '2024-01-05', '{"k \"q\"":"a\"b","n":1}'),
+	('odd', 'a', 'bc', '2024-01-05', '{"k \"q\"":"ü","n":2}'),
+	('odd', '1:a', '', '2024-01-05', '{"k \"q\"":"\\","n":4}'),
+	('odd', '1', ':a', '2024-01-05', '{"k \"q\"":100,"n":8}'),
+	('odd', repeat('long', 100), repeat('x', 300), '2024-01-05', '{"k \"q\"":1e2,"n":16}'),
+	('odd', repeat('long', 100), repeat('x', 299), '2024-01-05', '{"k \"q\"":"1e2","n":32}');
+SELECT is((SELECT string_agg(format('%s/%s=%s', left(customer_id, 8), left(external_customer_id, 3) || length(external_customer_id), value), ', ')
+	FROM meter.usage_by_customer('mc_odd', '2024-01-01', '2024-02-01')),
+	'1/:a2=8, 1:a/0=4, a/bc2=2, ab/c1=1, longlong/xxx299=32, longlong/xxx300=16',
+	'customer pairs that concatenate alike stay apart; long ids');
+SELECT is((SELECT string_agg(format('%s/%s=%s', left(customer_id, 8), left(external_customer_id, 3) || length(external_customer_id), value), ', ')
+	FROM meter.usage_by_customer_from_events('mc_odd', '2024-01-01', '2024-02-01')),
+	'1/:a2=8, 1:a/0=4, a/bc2=2, ab/c1=1, longlong/xxx299=32, longlong/xxx300=16', '… the same from the events');
+SELECT is((SELECT string_agg(format('%s=%s', g, value), ', ' ORDER BY g::text) FROM meter.usage_by_group('mc_odd', ARRAY['k "q"'],
+	'2024-01-01', '2024-02-01') u(g)),
+	'{"k \"q\"": "100"}=24, {"k \"q\"": "1e2"}=32, {"k \"q\"": "\\"}=4, {"k \"q\"": "a\"b"}=1, {"k \"q\"": "ü"}=2',
+	'group values with quotes, backslashes and non-ASCII; the numbers 100 and 1e2 are "100", the string "1e2" stays');
+SELECT is((SELECT string_agg(format('%s=%s', g, value), ', ') FROM meter.usage_by_filter_groups_from_events('mc_odd',
+	'[{"id":"prix \"ü\"","filters":{"k \"q\"":["ü","a\"b"]}},{"id":"hundred","filters":{"k \"q\"":["100"]}},{"id":"ε"}]',
+	'2024-01-01', '2024-02-01') u(g)), 'prix "ü"=3, hundred=24, ε=36', 'filter groups with such keys, values and ids');
 
 -- ── Tenants and roles ───────────────────────────────────────────────────────────────
 CREATE ROLE meter_tap_many_reader NOLOGIN NOSUPERUSER NOBYPASSRLS;
