@@ -79,7 +79,7 @@ END $$;
 -- One random operation; returns what it did.
 CREATE FUNCTION pg_temp.step() RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
-	op int := floor(random() * 12)::int;
+	op int := floor(random() * 13)::int;
 	tbl text := pg_temp.random_table();
 	m text;
 	n bigint;
@@ -127,6 +127,13 @@ BEGIN
 	WHEN op = 10 THEN
 		PERFORM pg_temp.insert_batch(tbl, 1 + floor(random() * 10)::int, true);
 		RETURN 'early events into ' || tbl;
+	WHEN op = 11 THEN
+		-- new filters: the stored dimensions are recomputed
+		SELECT id INTO m FROM pm ORDER BY random() LIMIT 1;
+		PERFORM meter.update_meter(m, pg_temp.pick(ARRAY['[{"key":"k1","values":["a","1"]}]',
+			'[{"key":"k2","values":["x","true"]}]', '[{"key":"k1","values":["b","c"]},{"key":"k2","values":["y"]}]',
+			'[{"key":"k2","values":["x","y","z"]},{"key":"k1","values":["a","b","c","d","1"]}]'])::meter.filters);
+		RETURN 'filters of ' || m || ' changed';
 	ELSE
 		BEGIN
 			PERFORM pg_temp.insert_batch(tbl, 20);
