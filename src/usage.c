@@ -659,6 +659,12 @@ typedef struct History
 	void	   *arg;
 	DateADT		first_day;		/* the day of the first cell: decoded slot by slot */
 	SlotSet    *before;			/* slots of that day (and pending ones) before the start */
+	/* slots a pending entry marked for recomputation (a MAX, MIN or LATEST event removed):
+	 * their stored event counts are stale, so they are read from the raw events; sorted
+	 * once the pending rows are read, and their days decoded slot by slot */
+	TimestampTz *marked;
+	int			nmarked;
+	int			cap;
 } History;
 
 static void
@@ -677,9 +683,34 @@ history_target(const SlotKey *key, bool mark, void *arg, Partial **into)
 
 	if (key->slot + SLOT_USECS > h->u->cell_start[0])
 		return;
-	k.slot = 0;
+	if (mark)
+	{
+		if (h->nmarked == h->cap)
+		{
+			h->cap = Max(16, h->cap * 2);
+			h->marked = h->marked ? repalloc(h->marked, sizeof(TimestampTz) * h->cap) : palloc(sizeof(TimestampTz) * h->cap);
+		}
+		h->marked[h->nmarked++] = key->slot;
+	}
 	k.dims = "";
 	into[0] = &slotset_entry(h->before, &k)->partial;
+}
+
+static bool
+history_marked(const History *h, TimestampTz slot)
+{
+	return h->nmarked > 0 &&
+		bsearch(&slot, h->marked, h->nmarked, sizeof(TimestampTz), cmp_ts) != NULL;
+}
+
+/* Does a marked slot fall on this day? */
+static bool
+history_day_marked(const History *h, DateADT day)
+{
+	for (int i = 0; i < h->nmarked; i++)
+		if (slot_day(h->marked[i]) == day)
+			return true;
+	return false;
 }
 
 static void
@@ -687,7 +718,8 @@ history_row(const StoredRow *row, void *arg)
 {
 	History    *h = arg;
 
-	if (row->shard != STORE_ALL_CUSTOMERS && row->day < h->first_day)
+	if (row->shard != STORE_ALL_CUSTOMERS && row->day < h->first_day &&
+		!history_day_marked(h, row->day))
 		slotset_customers(row->data, history_customer, h);
 	else
 		slotset_decode(row->data, h->u->req.meter->agg, NULL, NULL, history_target, NULL, h);
@@ -709,7 +741,7 @@ void
 usage_history(Usage *u, UsageHistoryVisitor visit, void *arg)
 {
 	const UsageRequest *r = &u->req;
-	History		h = {u, visit, arg, 0, NULL};
+	History		h = {u, visit, arg, 0, NULL, NULL, 0, 0};
 	TimestampTz lo = DT_NOBEGIN;
 
 	if (u->ncells == 0)
@@ -729,17 +761,48 @@ usage_history(Usage *u, UsageHistoryVisitor visit, void *arg)
 		MeterScope	scope = {r->meter->tenant, r->meter->environment, r->meter->id};
 		int16		shards[STORE_SHARDS];
 		int			nshards = store_shards_for(NULL, NULL, shards);
-		int			n;
+		int			n,
+					nmarked = 0;
 		SlotEntry **before;
 
 		h.first_day = slot_day(u->cell_start[0]);
 		h.before = slotset_create(CurrentMemoryContext);
-		store_read(&scope, shards, nshards, DATEVAL_NOBEGIN, h.first_day, history_row, &h);
+		/* the pending rows first: they tell which slots are marked */
 		store_read_pending(&scope, DATEVAL_NOBEGIN, h.first_day, history_row, &h);
+		qsort(h.marked, h.nmarked, sizeof(TimestampTz), cmp_ts);
+		for (int i = 0; i < h.nmarked; i++)
+			if (nmarked == 0 || h.marked[nmarked - 1] != h.marked[i])
+				h.marked[nmarked++] = h.marked[i];
+		h.nmarked = nmarked;
+		store_read(&scope, shards, nshards, DATEVAL_NOBEGIN, h.first_day, history_row, &h);
 		before = slotset_sorted(h.before, &n);
 		for (int i = 0; i < n; i++)
-			visit(before[i]->key.customer, before[i]->key.external_customer,
-				  before[i]->partial.events, arg);
+			if (!history_marked(&h, before[i]->key.slot))
+				visit(before[i]->key.customer, before[i]->key.external_customer,
+					  before[i]->partial.events, arg);
+		if (h.nmarked > 0)
+		{
+			/* the marked slots, from the raw events (adjacent ones in one range) */
+			RawScan		scan = {0};
+			TimestampTz *lo = palloc(sizeof(TimestampTz) * h.nmarked);
+			TimestampTz *hi = palloc(sizeof(TimestampTz) * h.nmarked);
+			int			nranges = 0;
+
+			for (int i = 0; i < h.nmarked; i++)
+			{
+				if (nranges > 0 && hi[nranges - 1] == h.marked[i])
+					hi[nranges - 1] = h.marked[i] + SLOT_USECS;
+				else
+				{
+					lo[nranges] = h.marked[i];
+					hi[nranges++] = h.marked[i] + SLOT_USECS;
+				}
+			}
+			scan.tenant = r->meter->tenant;
+			scan.environment = r->meter->environment;
+			scan.event_name = r->meter->event_name;
+			raw_scan(&scan, lo, hi, nranges, NULL, history_event, &h);
+		}
 		if (!slot_aligned(u->cell_start[0]))
 		{
 			/* the start cuts its slot: the events before it in that slot, from raw */

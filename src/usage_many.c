@@ -212,8 +212,9 @@ static void
 customer_history(const char *customer, const char *external, int64 events, void *arg)
 {
 	Groups	   *g = arg;
+	int			grp = customer_group(g, customer, external);	/* may move g->history */
 
-	g->history[customer_group(g, customer, external)] += events;
+	g->history[grp] += events;
 }
 
 static Groups *sort_groups;
