@@ -110,7 +110,7 @@ static SPIPlanPtr insert_plan_partitioned = NULL;
 
 /* How often a call on a partitioned meter.events tries again after a concurrent insert
  * of one of its ids. */
-#define INGEST_ATTEMPTS 3
+#define INGEST_ATTEMPTS 10
 
 /* ── Errors ─────────────────────────────────────────────────────────────────────────── */
 
