@@ -573,7 +573,12 @@ array_datum(Datum *values, bool *nulls, int n, Oid elemtype)
 											  elemtype, typlen, typbyval, typalign));
 }
 
-/* meter.events partitioned: dedup through meter.event_ids (see the file header). */
+/*
+ * meter.events partitioned: dedup through meter.event_ids (see the file header). The
+ * stored-id test is a subquery per event, one probe of event_ids' primary key each: as
+ * NOT EXISTS, the kept generic plan (made while event_ids was small) would be an anti
+ * join reading all of the tenant's ids on every call.
+ */
 static const char insert_partitioned_sql[] =
 	"INSERT INTO meter.events (id, tenant_id, environment_id, event_name, customer_id,"
 	" external_customer_id, source, \"timestamp\", properties)"
@@ -585,8 +590,8 @@ static const char insert_partitioned_sql[] =
 	"  pg_catalog.unnest($9)) WITH ORDINALITY"
 	"  AS r(id, event_name, customer_id, external_customer_id, source, ts, properties, ord)"
 	"  ORDER BY r.id COLLATE pg_catalog.\"C\", r.ord) u"
-	" WHERE NOT EXISTS (SELECT 1 FROM meter.event_ids i WHERE i.tenant_id OPERATOR(pg_catalog.=) $1"
-	"  AND i.environment_id OPERATOR(pg_catalog.=) $2 AND i.id OPERATOR(pg_catalog.=) u.id)"
+	" WHERE (SELECT true FROM meter.event_ids i WHERE i.tenant_id OPERATOR(pg_catalog.=) $1"
+	"  AND i.environment_id OPERATOR(pg_catalog.=) $2 AND i.id OPERATOR(pg_catalog.=) u.id) IS NULL"
 	" ORDER BY u.id COLLATE pg_catalog.\"C\"";
 
 /*

@@ -27,8 +27,11 @@ SELECT pg_catalog.pg_extension_config_dump('meter.event_ids', '');
 
 -- The trigger keeping meter.event_ids in step, for one statement on meter.events or one
 -- of its partitions. UPDATE: the keys that left go, the keys that came are added
--- (EXCEPT ALL: an id given to two rows is a duplicate). SECURITY DEFINER: writers of
--- events need no write access to meter.event_ids.
+-- (EXCEPT ALL: an id given to two rows is a duplicate). The statements that join the
+-- transition table to meter.event_ids run through EXECUTE, planned for each statement with
+-- its real number of rows (a cached plan made for a big statement would read all of
+-- meter.event_ids for every small one). SECURITY DEFINER: writers of events need no write
+-- access to meter.event_ids.
 CREATE FUNCTION meter.event_ids_sync() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -36,15 +39,15 @@ BEGIN
 		INSERT INTO meter.event_ids (tenant_id, environment_id, id)
 		SELECT n.tenant_id, n.environment_id, n.id FROM meter_new n;
 	ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
-		DELETE FROM meter.event_ids i USING meter_old o
-		WHERE i.tenant_id OPERATOR(pg_catalog.=) o.tenant_id
-			AND i.environment_id OPERATOR(pg_catalog.=) o.environment_id AND i.id OPERATOR(pg_catalog.=) o.id;
+		EXECUTE 'DELETE FROM meter.event_ids i USING meter_old o'
+			' WHERE i.tenant_id OPERATOR(pg_catalog.=) o.tenant_id'
+			' AND i.environment_id OPERATOR(pg_catalog.=) o.environment_id AND i.id OPERATOR(pg_catalog.=) o.id';
 	ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
-		DELETE FROM meter.event_ids i
-		USING (SELECT o.tenant_id, o.environment_id, o.id FROM meter_old o
-			EXCEPT SELECT n.tenant_id, n.environment_id, n.id FROM meter_new n) g
-		WHERE i.tenant_id OPERATOR(pg_catalog.=) g.tenant_id
-			AND i.environment_id OPERATOR(pg_catalog.=) g.environment_id AND i.id OPERATOR(pg_catalog.=) g.id;
+		EXECUTE 'DELETE FROM meter.event_ids i'
+			' USING (SELECT o.tenant_id, o.environment_id, o.id FROM meter_old o'
+			' EXCEPT SELECT n.tenant_id, n.environment_id, n.id FROM meter_new n) g'
+			' WHERE i.tenant_id OPERATOR(pg_catalog.=) g.tenant_id'
+			' AND i.environment_id OPERATOR(pg_catalog.=) g.environment_id AND i.id OPERATOR(pg_catalog.=) g.id';
 		INSERT INTO meter.event_ids (tenant_id, environment_id, id)
 		SELECT n.tenant_id, n.environment_id, n.id FROM meter_new n
 		EXCEPT ALL SELECT o.tenant_id, o.environment_id, o.id FROM meter_old o;
