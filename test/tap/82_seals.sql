@@ -6,7 +6,7 @@
 BEGIN;
 SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC';
-SELECT plan(62);
+SELECT plan(65);
 
 CREATE ROLE meter_tap_swriter NOLOGIN NOSUPERUSER NOBYPASSRLS;
 CREATE ROLE meter_tap_sreader NOLOGIN NOSUPERUSER NOBYPASSRLS;
@@ -130,6 +130,13 @@ SELECT set_eq($$SELECT * FROM pg_temp.usage_rows('2024-04-01', '2024-05-01')$$, 
 SELECT is((SELECT value FROM meter.usage('sl_count', '2024-05-01', '2024-06-01')),
 	(SELECT v FROM may WHERE meter_id = 'sl_count' AND customer IS NULL) - 1, '... May lost it');
 SELECT is((SELECT count(*) FROM meter.verify()), 0::bigint, 'verify() empty');
+
+SELECT lives_ok($$INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+	VALUES ('late2', 'api', 'c1', '2024-04-25', '{"n": 7, "user": "u1", "region": "us"}')$$, 'another late event into April');
+UPDATE meter.events SET "timestamp" = '2024-05-25' WHERE id = 'late2';
+SELECT is((SELECT value FROM meter.usage('sl_count', '2024-05-01', '2024-06-01')),
+	(SELECT v FROM may WHERE meter_id = 'sl_count' AND customer IS NULL), 'an UPDATE moving it out of sealed time counts it where it lands (May: -1 +1)');
+SELECT set_eq($$SELECT * FROM pg_temp.usage_rows('2024-04-01', '2024-05-01')$$, $$SELECT * FROM april$$, '... April unchanged');
 
 -- Meter changes after the seal leave sealed usage frozen.
 SELECT meter.update_meter('sl_eu', '[{"key":"region","values":["us"]}]');
