@@ -317,7 +317,7 @@ COMMENT ON FUNCTION meter.convert_events(boolean, boolean) IS
 
 -- See the README: "Partitioning and retention".
 CREATE FUNCTION meter.partition_events(default_partition boolean DEFAULT true) RETURNS regclass
-LANGUAGE sql AS $$
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 	SELECT meter.convert_events(default_partition, true)
 $$;
 COMMENT ON FUNCTION meter.partition_events(boolean) IS
