@@ -443,9 +443,139 @@ def memory(conn, copy_file):
            % (tf, pf, n, ps, small_n))
 
 
+# ── partitioned meter.events: what partitioning and the dedup by id cost at ingest ──────
+
+def partitioned_ingest():
+    """Informational: the same workload, tracking on, into the plain meter.events and into
+    one partitioned by meter.partition_events() (31 daily partitions and the default one),
+    as the backend's CPU time (the wall clock beside it),
+    each in a database of its own: INSERT batches of 1000 rows, meter.ingest() batches of
+    1000 events, and meter.ingest() of every event again (all duplicates). A third database
+    holds the partitioned table without its id triggers: partitioning's own cost, apart from
+    the dedup's (meter.event_ids)."""
+    dbs = {'plain': DB + '_plain', 'partitioned': DB + '_part', 'no_dedup': DB + '_nodedup'}
+    admin = connect('postgres')
+    conns = {}
+    for who, db in dbs.items():
+        q(admin, 'DROP DATABASE IF EXISTS %s' % db)
+        q(admin, 'CREATE DATABASE %s' % db)
+        c = connect(db)
+        q(c, 'CREATE EXTENSION meter')
+        q(c, 'SET max_parallel_workers_per_gather = 0')
+        q(c, open(os.path.join(HERE, 'workload.sql')).read())
+        generate_staging(c, N)
+        q(c, 'SELECT bench.create_meters()')
+        # The events as meter.ingest takes them, built before anything is timed.
+        q(c, """CREATE TABLE bench.staging_json AS SELECT batch, jsonb_agg(jsonb_build_object('id', id,
+                'event_name', event_name, 'external_customer_id', external_customer_id,
+                'timestamp', to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                'properties', properties) ORDER BY g) AS events
+            FROM bench.staging GROUP BY batch""")
+        if who != 'plain':
+            q(c, 'SELECT meter.partition_events(default_partition => true)')
+            q(c, """DO $$ DECLARE day timestamptz; BEGIN FOR d IN 0..30 LOOP
+                day := timestamptz '2024-01-01 00:00:00+00' + d * interval '1 day';
+                EXECUTE format('CREATE TABLE meter.events_%s PARTITION OF meter.events FOR VALUES FROM (%L) TO (%L)',
+                    to_char(day AT TIME ZONE 'UTC', 'YYYYMMDD'), day, day + interval '1 day');
+                END LOOP; END $$""")
+        if who == 'no_dedup':
+            q(c, """DO $$ DECLARE t regclass; BEGIN FOR t IN SELECT relid FROM meter.table_tree('meter.events') LOOP
+                EXECUTE format('DROP TRIGGER meter_ids_insert ON %1$s; DROP TRIGGER meter_ids_update ON %1$s;'
+                    ' DROP TRIGGER meter_ids_delete ON %1$s; DROP TRIGGER meter_ids_truncate ON %1$s', t);
+                END LOOP; END $$""")
+        q(c, "SET meter.tenant_id = 'bench'")
+        conns[who] = c
+    admin.close()
+    batches = q1(conns['plain'], 'SELECT max(batch) FROM bench.staging')
+    insert_sql = 'INSERT INTO meter.events (%s) %s' % (COLS, SELECT_BATCH)
+    ingest_sql = 'SELECT * FROM meter.ingest((SELECT events FROM bench.staging_json WHERE batch = %s))'
+
+    def clear(c):
+        q(c, """SET session_replication_role = replica;
+            DO $$ BEGIN EXECUTE (SELECT 'TRUNCATE ' || string_agg(c.oid::regclass::text, ', ')
+                FROM pg_class c WHERE c.relnamespace = 'meter'::regnamespace AND c.relkind IN ('r', 'p')
+                AND c.relname NOT IN ('meters', 'tracked_tables', 'seals')); END $$;
+            RESET session_replication_role; CHECKPOINT""")
+
+    # CPU time of the backend (from /proc), beside the wall clock: on a busy machine the
+    # wall clock measures the neighbours too.
+    pids = {who: q1(c, 'SELECT pg_backend_pid()') for who, c in conns.items()}
+    tick = 1000.0 / os.sysconf('SC_CLK_TCK')
+
+    def cpu_ms(who):
+        try:
+            with open('/proc/%d/stat' % pids[who]) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) * tick
+        except OSError:
+            return None
+
+    def batched(who, sql):
+        c = conns[who]
+
+        def run():
+            with c.cursor() as cur:
+                for b in range(1, batches + 1):
+                    cur.execute(sql, (b,))
+                    if cur.description:
+                        cur.fetchall()
+        before = cpu_ms(who)
+        wall = timed(run)[0]
+        after = cpu_ms(who)
+        return (after - before if before is not None else wall), wall
+
+    modes = ('insert', 'ingest', 'resend')
+    times = {(m, w): [] for m in modes for w in dbs}
+    for rep in range(REPS):
+        for who, c in conns.items():
+            clear(c)
+            times[('insert', who)].append(batched(who, insert_sql))
+            clear(c)
+            times[('ingest', who)].append(batched(who, ingest_sql))
+            if who != 'no_dedup':   # without meter.event_ids nothing is a duplicate there
+                times[('resend', who)].append(batched(who, ingest_sql))
+            log('partitioned ingest rep %d %s (backend CPU / wall): %s' % (rep + 1, who, ', '.join(
+                '%s %s / %s' % (m, fmt_ms(times[(m, who)][-1][0]), fmt_ms(times[(m, who)][-1][1]))
+                for m in modes if times[(m, who)])))
+    ms = {k: statistics.median(t[0] for t in v) if v else None for k, v in times.items()}
+    wall = {k: statistics.median(t[1] for t in v) if v else None for k, v in times.items()}
+    part = conns['partitioned']
+    sizes = q(part, """SELECT pg_total_relation_size('meter.event_ids')::float8,
+        (SELECT sum(pg_total_relation_size(relid))::float8 FROM meter.table_tree('meter.events'))""")[0]
+    # meter.verify() (an SQL oracle) takes minutes at this size: usage = usage_from_events
+    # for every meter over the month instead.
+    exact = all(q1(c, """SELECT count(*) FROM meter.meters m WHERE m.tenant_id = 'bench'
+                AND (SELECT value FROM meter.usage(m.id, %s, %s))
+                IS DISTINCT FROM (SELECT value FROM meter.usage_from_events(m.id, %s, %s))""" % (PERIOD * 2)) == 0
+                for c in conns.values())
+    ids = q1(part, "SELECT (SELECT count(*) FROM meter.event_ids) = (SELECT count(*) FROM meter.events)")
+    for c in conns.values():
+        c.close()
+    if not KEEP:
+        admin = connect('postgres')
+        for db in dbs.values():
+            q(admin, 'DROP DATABASE %s' % db)
+        admin.close()
+    for mode, label in (('insert', 'INSERT batches of 1000'), ('ingest', 'meter.ingest batches of 1000'),
+                        ('resend', 'meter.ingest of every event again, all duplicates')):
+        p, x, n = ms[(mode, 'plain')], ms[(mode, 'partitioned')], ms[(mode, 'no_dedup')]
+        split = ('without the id triggers %s: partitioning %+.0f%%, dedup %+.0f%%; '
+                 % (fmt_ms(n), (n / p - 1) * 100, (x - n) / p * 100)) if n else ''
+        figure('partitioned_%s_vs_plain' % mode, '%.2fx' % (x / p), 'none', None,
+               'backend CPU: plain %s, partitioned %s (%swall clock %s vs %s; %d events, %s, '
+               '31 daily partitions + default)'
+               % (fmt_ms(p), fmt_ms(x), split, fmt_ms(wall[(mode, 'plain')]), fmt_ms(wall[(mode, 'partitioned')]),
+                  N, label))
+    figure('partitioned_event_ids_size', '%.2f of the events' % (sizes[0] / sizes[1]), 'none', None,
+           'meter.event_ids %.1f MB, meter.events and its partitions %.1f MB (with indexes); usage exact: %s; '
+           'one id per event: %s' % (sizes[0] / 1e6, sizes[1] / 1e6, exact, ids))
+
+
 def main():
     t0 = time.time()
     log('meter bench: N=%d, %d repetitions, memory N=%d' % (N, REPS, MEMORY_N))
+    log('0: partitioned meter.events')
+    partitioned_ingest()
     conn = setup()
     with tempfile.NamedTemporaryFile(prefix='meter-bench-', suffix='.copy') as f:
         write_copy_file(conn, f.name, SELECT_BATCH.replace('WHERE batch = %s', 'ORDER BY g'))

@@ -18,13 +18,17 @@ use_pg_root() {
 		ln -sfn /usr/include/postgresql "$r/usr/include/postgresql"
 		chmod 755 "$r"
 	fi
+	# A copy made before pg_partman was installed gets its files (never overwriting).
+	cp -n /usr/share/postgresql/15/extension/pg_partman* "$r/usr/share/postgresql/15/extension/" 2>/dev/null
+	cp -n /usr/lib/postgresql/15/lib/pg_partman* "$r/usr/lib/postgresql/15/lib/" 2>/dev/null
 	PGBIN=$r/usr/lib/postgresql/15/bin
 	export PATH="$PGBIN:$PATH"
 }
 
 log() { printf '== %s\n' "$*" >&2; }
 
-# Install the headers pinned to the server's exact version, pgTAP and the client libraries.
+# Install the headers pinned to the server's exact version, pgTAP, pg_partman and the
+# client libraries.
 ensure_packages() {
 	local want=() v
 	v=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null || true)
@@ -33,6 +37,9 @@ ensure_packages() {
 		|| want+=("postgresql-server-dev-15=$v")
 	dpkg-query -W -f='${Status}' postgresql-15-pgtap 2>/dev/null | grep -q 'ok installed' \
 		|| want+=(postgresql-15-pgtap)
+	# pg_partman: the partitioned meter.events is tested under its maintenance
+	dpkg-query -W -f='${Status}' postgresql-15-partman 2>/dev/null | grep -q 'ok installed' \
+		|| want+=(postgresql-15-partman)
 	command -v pg_prove >/dev/null || want+=(libtap-parser-sourcehandler-pgtap-perl)
 	/usr/bin/python3 -c 'import psycopg2' 2>/dev/null || want+=(python3-psycopg2)
 	[ ${#want[@]} -eq 0 ] && return 0

@@ -28,4 +28,11 @@
 #define METER_JSON_ACTION_DONE return
 #endif
 
+/* Ownership checks name the catalog from PostgreSQL 16 on. */
+#if PG_VERSION_NUM >= 160000
+#define meter_extension_ownercheck(ext, role) object_ownercheck(ExtensionRelationId, (ext), (role))
+#else
+#define meter_extension_ownercheck(ext, role) pg_extension_ownercheck((ext), (role))
+#endif
+
 #endif							/* METER_COMPAT_H */

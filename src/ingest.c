@@ -9,12 +9,20 @@
  * a duplicate. Rows are inserted in id order (the first occurrence of an id wins):
  * sessions that ingest overlapping ids then take their row locks in the same order and
  * cannot deadlock on one another.
+ *
+ * A partitioned meter.events (meter.partition_events()) has no unique index on the id for
+ * ON CONFLICT to name: its dedup is meter.event_ids. Then the statement inserts the first
+ * occurrence of each id that meter.event_ids does not hold; a session storing one of
+ * those ids at the same moment makes the statement fail with 23505 at its end, and the
+ * call tries again (in a subtransaction) — the id is then a duplicate, as ON CONFLICT DO
+ * NOTHING would have counted it.
  */
 #include "postgres.h"
 
 #include <ctype.h>
 
 #include "access/xact.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -33,6 +41,7 @@
 #include "catalog.h"
 #include "ingest.h"
 #include "json_input.h"
+#include "partitioning.h"
 #include "scope.h"
 #include "ulid.h"
 
@@ -97,6 +106,11 @@ typedef struct EventFields
 } EventFields;
 
 static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr insert_plan_partitioned = NULL;
+
+/* How often a call on a partitioned meter.events tries again after a concurrent insert
+ * of one of its ids. */
+#define INGEST_ATTEMPTS 10
 
 /* ── Errors ─────────────────────────────────────────────────────────────────────────── */
 
@@ -559,6 +573,80 @@ array_datum(Datum *values, bool *nulls, int n, Oid elemtype)
 											  elemtype, typlen, typbyval, typalign));
 }
 
+/*
+ * meter.events partitioned: dedup through meter.event_ids (see the file header). The
+ * stored-id test is a subquery per event, one probe of event_ids' primary key each: as
+ * NOT EXISTS, the kept generic plan (made while event_ids was small) would be an anti
+ * join reading all of the tenant's ids on every call.
+ */
+static const char insert_partitioned_sql[] =
+	"INSERT INTO meter.events (id, tenant_id, environment_id, event_name, customer_id,"
+	" external_customer_id, source, \"timestamp\", properties)"
+	" SELECT u.id, $1, $2, u.event_name, u.customer_id, u.external_customer_id,"
+	" u.source, u.ts, u.properties"
+	" FROM (SELECT DISTINCT ON (r.id COLLATE pg_catalog.\"C\") r.*"
+	"  FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
+	"  pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
+	"  pg_catalog.unnest($9)) WITH ORDINALITY"
+	"  AS r(id, event_name, customer_id, external_customer_id, source, ts, properties, ord)"
+	"  ORDER BY r.id COLLATE pg_catalog.\"C\", r.ord) u"
+	" WHERE (SELECT true FROM meter.event_ids i WHERE i.tenant_id OPERATOR(pg_catalog.=) $1"
+	"  AND i.environment_id OPERATOR(pg_catalog.=) $2 AND i.id OPERATOR(pg_catalog.=) u.id) IS NULL"
+	" ORDER BY u.id COLLATE pg_catalog.\"C\"";
+
+/*
+ * Run the insert into a partitioned meter.events; a unique violation (another session
+ * stored one of the ids since the statement's snapshot) rolls the attempt back and tries
+ * again with a fresh snapshot, where that id is a duplicate. Under REPEATABLE READ or
+ * SERIALIZABLE the snapshot cannot move: 40001, as ON CONFLICT DO NOTHING would raise.
+ */
+static uint64
+execute_partitioned(SPIPlanPtr plan, Datum *values)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile int attempt = 0;
+
+	for (;;)
+	{
+		volatile uint64 inserted = 0;
+		ErrorData  *volatile edata = NULL;
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			int			rc = SPI_execute_plan(plan, values, NULL, false, 0);
+
+			if (rc != SPI_OK_INSERT)
+				elog(ERROR, "meter.ingest: insert failed: %s", SPI_result_code_string(rc));
+			inserted = SPI_processed;
+			ReleaseCurrentSubTransaction();
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata == NULL)
+			return inserted;
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION || ++attempt >= INGEST_ATTEMPTS)
+			ReThrowError(edata);
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent ingestion of the same event id"),
+					 errdetail("%s", edata->detail ? edata->detail : edata->message),
+					 errhint("Retry the transaction: the event will then count as a duplicate.")));
+		FreeErrorData(edata);
+	}
+}
+
 /* Insert the batch with one statement; returns the number of rows inserted. */
 static uint64
 insert_events(EventBatch *b)
@@ -579,6 +667,8 @@ insert_events(EventBatch *b)
 	Datum		values[9];
 	int			rc;
 	uint64		inserted;
+	bool		partitioned = OidIsValid(partitioned_events());
+	SPIPlanPtr *kept = partitioned ? &insert_plan_partitioned : &insert_plan;
 
 	values[0] = CStringGetTextDatum(b->tenant);
 	values[1] = CStringGetTextDatum(b->environment);
@@ -592,21 +682,27 @@ insert_events(EventBatch *b)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (insert_plan == NULL)
+	if (*kept == NULL)
 	{
 		/* Generic plan: a custom plan would copy the (possibly huge) arrays into it. */
-		SPIPlanPtr	plan = SPI_prepare_cursor(sql, 9, argtypes, CURSOR_OPT_GENERIC_PLAN);
+		SPIPlanPtr	plan = SPI_prepare_cursor(partitioned ? insert_partitioned_sql : sql,
+											  9, argtypes, CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for meter.ingest: %s", SPI_result_code_string(SPI_result));
 		if (SPI_keepplan(plan) != 0)
 			elog(ERROR, "SPI_keepplan failed");
-		insert_plan = plan;
+		*kept = plan;
 	}
-	rc = SPI_execute_plan(insert_plan, values, NULL, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "meter.ingest: insert failed: %s", SPI_result_code_string(rc));
-	inserted = SPI_processed;
+	if (partitioned)
+		inserted = execute_partitioned(*kept, values);
+	else
+	{
+		rc = SPI_execute_plan(*kept, values, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "meter.ingest: insert failed: %s", SPI_result_code_string(rc));
+		inserted = SPI_processed;
+	}
 	SPI_finish();
 	return inserted;
 }

@@ -118,7 +118,8 @@ seal_of(const char *tenant, const char *environment)
  * meter.seal(before timestamptz) → timestamptz: seal the current scope's usage before
  * `before` (a 15-minute boundary, not earlier than the current seal). Waits for the
  * scope's in-flight ingestion, folds everything pending (marked slots are recomputed from
- * the raw events while they are still there), then records the seal; returns it.
+ * the raw events while they are still there), then records the seal (sealing at the
+ * current seal again records nothing: a retried billing job succeeds); returns it.
  */
 PG_FUNCTION_INFO_V1(meter_seal);
 Datum
@@ -162,7 +163,7 @@ meter_seal(PG_FUNCTION_ARGS)
 	args[3] = scope_user() ? CStringGetTextDatum(scope_user()) : (Datum) 0;
 	nulls[3] = scope_user() ? ' ' : 'n';
 	if (SPI_execute_with_args("INSERT INTO meter.seals (tenant_id, environment_id, sealed_before, sealed_by)"
-							  " VALUES ($1, $2, $3, $4)", 4, types, args, nulls, false, 0) != SPI_OK_INSERT)
+							  " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4, types, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "meter: recording the seal failed");
 	SPI_finish();
 	CacheInvalidateRelcacheByRelid(get_relname_relid("seals", get_namespace_oid("meter", false)));

@@ -196,7 +196,9 @@ track_tuple(TrackState *state, HeapTuple tuple, TupleDesc desc, int sign)
 
 /*
  * Every row a table holds (only its own rows, or its partitions' too) counted in (+1) or
- * out (-1): TRUNCATE before it runs, and partitions attached or detached.
+ * out (-1): TRUNCATE before it runs, and partitions attached or detached. The event
+ * columns are found in the query's own row type: "SELECT *" leaves dropped columns out,
+ * so the table's attribute numbers may not fit it.
  */
 static void
 track_rows_of(TrackState *state, Oid relid, bool only, int sign)
@@ -206,6 +208,8 @@ track_rows_of(TrackState *state, Oid relid, bool only, int sign)
 														  get_rel_name(relid)));
 	SPIPlanPtr	plan;
 	Portal		portal;
+	const EventColumns *table_cols = state->cols;
+	EventColumns query_cols;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -218,10 +222,13 @@ track_rows_of(TrackState *state, Oid relid, bool only, int sign)
 		SPI_cursor_fetch(portal, true, 1000);
 		if (SPI_processed == 0)
 			break;
+		event_columns_find(SPI_tuptable->tupdesc, get_rel_name(relid), &query_cols);
+		state->cols = &query_cols;
 		for (uint64 i = 0; i < SPI_processed; i++)
 			track_tuple(state, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, sign);
 		SPI_freetuptable(SPI_tuptable);
 	}
+	state->cols = table_cols;
 	SPI_cursor_close(portal);
 	SPI_finish();
 }

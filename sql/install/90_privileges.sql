@@ -64,6 +64,8 @@ BEGIN
 	EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA meter TO %s', role);
 	-- SELECT: UPDATE and DELETE … WHERE read the rows they change (of the current scope only)
 	EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE ON meter.events TO %s', role);
+	-- meter.ingest reads the stored ids of a partitioned meter.events (its dedup)
+	EXECUTE pg_catalog.format('GRANT SELECT ON meter.event_ids TO %s', role);
 	IF pg_catalog.to_regprocedure('meter.ingest(jsonb)') IS NOT NULL THEN
 		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION meter.ingest(jsonb) TO %s', role);
 	END IF;
@@ -94,7 +96,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	EXECUTE pg_catalog.format('REVOKE ALL ON meter.meters, meter.events, meter.rollups, '
-		'meter.pending, meter.seals, meter.sealed_skips, meter.skipped, meter.tracked_tables FROM %s', role);
+		'meter.pending, meter.seals, meter.sealed_skips, meter.skipped, meter.tracked_tables, meter.event_ids FROM %s', role);
 	EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION meter.rebuild(text) FROM %s', role);
 	EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION meter.compact(text) FROM %s', role);
 	EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION meter.seal(timestamptz) FROM %s', role);
