@@ -36,8 +36,10 @@ lines AS (
 	FROM pg_catalog.pg_namespace n WHERE n.nspname = 'meter'
 	UNION ALL
 	-- functions, procedures and aggregates in schema meter or members of the extension
-	SELECT 'function ' || p.oid::pg_catalog.regprocedure::text || E'\n'
-		|| CASE WHEN p.prokind = 'a' THEN
+	-- (every line of a definition starts with the function's signature, so that a diff
+	-- line says which function it is)
+	SELECT 'function ' || p.oid::pg_catalog.regprocedure::text || ' | ' || pg_catalog.replace(
+		CASE WHEN p.prokind = 'a' THEN
 			(SELECT 'aggregate sfunc ' || a.aggtransfn::pg_catalog.regprocedure::text
 				|| ' stype ' || a.aggtranstype::pg_catalog.regtype::text
 				|| ' finalfunc ' || COALESCE(NULLIF(a.aggfinalfn, 0)::pg_catalog.regprocedure::text, '-')
@@ -52,7 +54,8 @@ lines AS (
 		|| E'\n  owner ' || p.proowner::pg_catalog.regrole::text
 		|| E'\n  acl ' || COALESCE((SELECT pg_catalog.string_agg(a::text, ',' ORDER BY a::text)
 			FROM pg_catalog.unnest(p.proacl) a), 'default')
-		|| E'\n  comment ' || COALESCE(pg_catalog.quote_literal(pg_catalog.obj_description(p.oid, 'pg_proc')), 'none')
+		|| E'\n  comment ' || COALESCE(pg_catalog.quote_literal(pg_catalog.obj_description(p.oid, 'pg_proc')), 'none'),
+		E'\n', E'\nfunction ' || p.oid::pg_catalog.regprocedure::text || ' | ')
 	FROM pg_catalog.pg_proc p
 	WHERE p.pronamespace = 'meter'::pg_catalog.regnamespace
 		OR p.oid IN (SELECT m.objid FROM members m WHERE m.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass)
@@ -96,7 +99,8 @@ lines AS (
 		|| ' acl ' || COALESCE((SELECT pg_catalog.string_agg(a::text, ',' ORDER BY a::text)
 			FROM pg_catalog.unnest(c.relacl) a), 'default')
 		|| ' comment ' || COALESCE(pg_catalog.quote_literal(pg_catalog.obj_description(c.oid, 'pg_class')), 'none')
-		|| CASE WHEN c.relkind = 'v' THEN E'\n  view ' || pg_catalog.pg_get_viewdef(c.oid) ELSE '' END
+		|| CASE WHEN c.relkind = 'v' THEN E'\n  view ' || pg_catalog.replace(pg_catalog.pg_get_viewdef(c.oid),
+			E'\n', E'\n  view ' || c.oid::pg_catalog.regclass::text || ' | ') ELSE '' END
 		|| CASE WHEN c.relkind = 'i' THEN E'\n  index ' || pg_catalog.pg_get_indexdef(c.oid)
 			|| ' (valid ' || (SELECT i.indisvalid || ' clustered ' || i.indisclustered || ' replident ' || i.indisreplident
 				FROM pg_catalog.pg_index i WHERE i.indexrelid = c.oid) || ')' ELSE '' END
