@@ -461,6 +461,25 @@ partial_final(const Partial *p, const Aggregation *agg, TimestampTz ws, Timestam
 	return NULL;
 }
 
+Numeric
+partial_final_weighted_never(const Partial *own, Numeric prior, TimestampTz ws, TimestampTz we)
+{
+	Numeric		zero = int64_to_numeric(0);
+	Numeric		sum = own->n > 0 ? partial_sum(own) : zero;
+	Numeric		sum_vt = own->n > 0 ? partial_sum_vt(own) : zero;
+	Numeric		s = epoch_numeric(ws);
+	Numeric		e = epoch_numeric(we);
+
+	if (own->n <= 0 && prior == NULL)
+		return zero;
+	if (prior == NULL)
+		prior = zero;
+	return numeric_div_opt_error(
+								 numeric_sub_opt_error(numeric_mul_opt_error(e, numeric_add_opt_error(sum, prior, NULL), NULL),
+													   numeric_add_opt_error(sum_vt, numeric_mul_opt_error(prior, s, NULL), NULL), NULL),
+								 numeric_sub_opt_error(e, s, NULL), NULL);
+}
+
 /* ── Sorted views ────────────────────────────────────────────────────────────────── */
 
 static int

@@ -145,6 +145,15 @@ extern void partial_combine(Partial *dst, const Partial *src, const Aggregation 
 extern Numeric partial_final(const Partial *p, const Aggregation *agg, TimestampTz ws,
 							 TimestampTz we, bool *isnull);
 
+/*
+ * WEIGHTED_SUM of a reset-NEVER window [ws, we): its own events (own) weighed, the events
+ * before it (their Σv prior; NULL when none) counted fully, in one division —
+ * (E·(Σv + prior) − (Σ v·t + prior·S)) / (E − S) — so that the result has the digits
+ * 0.1.0 gave (adding prior to the window's own weighted sum rounds differently).
+ */
+extern Numeric partial_final_weighted_never(const Partial *own, Numeric prior, TimestampTz ws,
+											TimestampTz we);
+
 /* Σv with the display scale of the values it holds (0 when none). */
 extern Numeric partial_sum(const Partial *p);
 

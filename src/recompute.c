@@ -18,6 +18,7 @@
 
 #include "accumulate.h"
 #include "compaction.h"
+#include "legacy.h"
 #include "locks.h"
 #include "raw.h"
 #include "recompute.h"
@@ -188,6 +189,8 @@ meter_on_meter_change(PG_FUNCTION_ARGS)
 	HeapTuple	old_row = NULL,
 				new_row = NULL;
 
+	if (legacy_schema())
+		return legacy_on_meter_change(fcinfo);	/* a 0.1.0 schema: legacy.c */
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trig->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trig->tg_event))
 		ereport(ERROR,
@@ -320,6 +323,8 @@ meter_rebuild_all(PG_FUNCTION_ARGS)
 	char	  **environments;
 	int			nscopes;
 
+	if (legacy_schema())
+		return legacy_rebuild_all(fcinfo);	/* a 0.1.0 schema: legacy.c */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute("SELECT DISTINCT tenant_id, environment_id FROM meter.meters"

@@ -30,6 +30,7 @@
 
 #include "accumulate.h"
 #include "event_table.h"
+#include "legacy.h"
 #include "locks.h"
 #include "meter_cache.h"
 #include "seal.h"
@@ -301,6 +302,8 @@ meter_track_usage(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	TrackState	state = {0};
 
+	if (legacy_schema())
+		return legacy_track_usage(fcinfo);	/* a 0.1.0 schema: legacy.c */
 	check_trigger_protocol(fcinfo);
 	if (meter_restoring)
 		return PointerGetDatum(NULL);

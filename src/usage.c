@@ -861,9 +861,9 @@ usage_values(Usage *u, int g, Numeric **values, bool **nulls)
 			else
 			{
 				/* events before the window count fully, the window's own weighted */
-				v = partial_final(&own, agg, u->ws[w], u->we[w], &isnull);
-				if (prior_values)
-					v = numeric_add_opt_error(v, prior_sum, NULL);
+				v = partial_final_weighted_never(&own, prior_values ? prior_sum : NULL,
+												 u->ws[w], u->we[w]);
+				isnull = false;
 			}
 		}
 		if (w >= u->first_window)
