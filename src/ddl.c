@@ -23,6 +23,8 @@
 #include "utils/rel.h"
 
 #include "event_table.h"
+#include "placement.h"
+#include "store.h"
 #include "track.h"
 
 static char *
@@ -46,17 +48,17 @@ run_on(const char *sql, Oid relid, int expect)
 	SPI_finish();
 }
 
+/* Run a registry statement on a table (its OID as $1); true when it returned a row. */
 static bool
-query_true(const char *sql, Oid relid)
+registry(StoreStatement st, Oid relid, bool read_only, int expect)
 {
-	Oid			types[1] = {OIDOID};
 	Datum		args[1] = {ObjectIdGetDatum(relid)};
 	bool		result;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(sql, 1, types, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "meter: \"%s\" failed", sql);
+	if (store_exec(st, args, NULL, NULL, read_only, read_only ? 1 : 0) != expect)
+		elog(ERROR, "meter: reading or writing the tracked-tables registry failed");
 	result = SPI_processed > 0;
 	SPI_finish();
 	return result;
@@ -66,17 +68,13 @@ query_true(const char *sql, Oid relid)
 static bool
 is_tracked(Oid relid)
 {
-	return OidIsValid(relid) &&
-		query_true("SELECT 1 FROM meter.tracked_tables WHERE relid::pg_catalog.oid"
-				   " OPERATOR(pg_catalog.=) ANY (ARRAY[$1, pg_catalog.pg_partition_root($1)::pg_catalog.oid])",
-				   relid);
+	return OidIsValid(relid) && registry(STORE_REGISTERED, relid, true, SPI_OK_SELECT);
 }
 
 static bool
 is_registered(Oid relid)
 {
-	return query_true("SELECT 1 FROM meter.tracked_tables WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
-					  relid);
+	return registry(STORE_REGISTERED_EXACTLY, relid, true, SPI_OK_SELECT);
 }
 
 /* A tracked table's event columns must stay as they are. */
@@ -127,8 +125,7 @@ partition_attached(Oid parent, Oid partition)
 	if (is_registered(partition))
 	{
 		/* Tracked on its own until now: its events already count; now through the parent. */
-		run_on("DELETE FROM meter.tracked_tables WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
-			   partition, SPI_OK_DELETE);
+		(void) registry(STORE_UNREGISTER, partition, false, SPI_OK_DELETE);
 		return;
 	}
 	track_table_rows(partition, 1);
@@ -221,8 +218,7 @@ meter_on_sql_drop(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("DELETE FROM meter.tracked_tables t WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
-					" WHERE c.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid)", false, 0) != SPI_OK_DELETE)
+	if (store_exec(STORE_UNREGISTER_DROPPED, NULL, NULL, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "meter: cleaning the tracked-tables registry failed");
 	rebuild = SPI_processed > 0;
 	if (!rebuild)

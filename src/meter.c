@@ -6,6 +6,7 @@
 #include "fmgr.h"
 
 #include "meter_cache.h"
+#include "placement.h"
 #include "scope.h"
 #include "seal.h"
 #include "settings.h"
@@ -21,4 +22,5 @@ _PG_init(void)
 	scope_define_settings();
 	meter_cache_register();
 	seal_register();
+	placement_register();
 }

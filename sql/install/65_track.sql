@@ -71,6 +71,11 @@ DECLARE
 	m record;
 	lvl boolean;
 BEGIN
+	-- On a Citus cluster: where the tenant's rows are, in one snapshot (src/forward.h).
+	IF meter.tenant_elsewhere() THEN
+		RETURN QUERY SELECT * FROM meter.verify_at(verify.meter_id, t, e);
+		RETURN;
+	END IF;
 	IF verify.meter_id IS NOT NULL THEN
 		PERFORM meter.get_meter(verify.meter_id);
 	END IF;
@@ -166,6 +171,11 @@ BEGIN
 		RETURN;
 	END IF;
 	PERFORM meter.attach_triggers(t.relid) FROM meter.table_tree(tbl) t;
+	-- On a Citus cluster the table joins meter.events' co-location group (its triggers
+	-- then fire on its shards, where the tenant's usage is kept).
+	IF meter.distributed() THEN
+		PERFORM meter.distribute_table(tbl);
+	END IF;
 	INSERT INTO meter.tracked_tables (relid) VALUES (tbl);
 	-- The table's existing events now count: bring every meter in line.
 	PERFORM meter.rebuild_all();
