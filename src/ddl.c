@@ -64,6 +64,17 @@ registry(StoreStatement st, Oid relid, bool read_only, int expect)
 	return result;
 }
 
+/*
+ * On a Citus cluster DDL on distributed tables is issued on the coordinator, which keeps
+ * the registry and has usage recomputed where it lives; the workers replay the DDL on
+ * their shells and shards (and drop shards that move away): nothing to do there.
+ */
+static bool
+handles_ddl(void)
+{
+	return !placement_distributed() || placement_on_coordinator();
+}
+
 /* Is the table tracked, itself or as a partition of a tracked table? */
 static bool
 is_tracked(Oid relid)
@@ -190,7 +201,7 @@ meter_on_ddl_end(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		elog(ERROR, "meter.on_ddl_end() must be called as an event trigger");
 	trig = (EventTriggerData *) fcinfo->context;
-	if (get_namespace_oid("meter", true) == InvalidOid)
+	if (get_namespace_oid("meter", true) == InvalidOid || !handles_ddl())
 		PG_RETURN_VOID();
 	if (IsA(trig->parsetree, AlterTableStmt))
 		alter_table_end((AlterTableStmt *) trig->parsetree);
@@ -214,7 +225,8 @@ meter_on_sql_drop(PG_FUNCTION_ARGS)
 		elog(ERROR, "meter.on_sql_drop() must be called as an event trigger");
 	/* DROP EXTENSION meter drops the registry itself: nothing to keep. */
 	if (get_namespace_oid("meter", true) == InvalidOid ||
-		!OidIsValid(get_relname_relid("tracked_tables", get_namespace_oid("meter", true))))
+		!OidIsValid(get_relname_relid("tracked_tables", get_namespace_oid("meter", true))) ||
+		!handles_ddl())
 		PG_RETURN_VOID();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

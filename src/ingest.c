@@ -604,19 +604,19 @@ insert_plan(bool distributed)
 
 /*
  * On a Citus cluster the rows are checked against row-level security on the shards, on
- * the workers, where the session's settings are unknown: the scope goes along as SET
- * LOCAL, which Citus replays on the workers of the transaction (citus.propagate_set_commands
- * = 'local'). Undone here when the function returns (its SET clause); on the workers at
- * the end of the transaction.
+ * the workers, where the session's settings are unknown: the scope goes along as SET LOCAL,
+ * which Citus replays on the workers of the transaction (meter.propagate_scope). Undone
+ * here when the function returns (its SET clause); on the workers at the end of the
+ * transaction.
  */
 static void
 propagate_scope(const char *tenant, const char *environment)
 {
-	char	   *sql = psprintf("SET LOCAL citus.propagate_set_commands = 'local';"
-							   " SET LOCAL meter.tenant_id = %s; SET LOCAL meter.environment_id = %s",
-							   quote_literal_cstr(tenant), quote_literal_cstr(environment));
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2] = {CStringGetTextDatum(tenant), CStringGetTextDatum(environment)};
 
-	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+	if (SPI_execute_with_args("SELECT meter.propagate_scope($1, $2)", 2, types, args, NULL,
+							  false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "meter.ingest: setting the scope on the workers failed");
 }
 

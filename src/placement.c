@@ -9,16 +9,20 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 #include "placement.h"
 
@@ -143,13 +147,46 @@ engine_relid(EngineTable t)
 	return OidIsValid(nsp) ? get_relname_relid(table_names[t], nsp) : InvalidOid;
 }
 
+/*
+ * Citus's catalogs are read as the extension's owner: shard_name() and to_regclass()
+ * need USAGE on the schemas of every co-located table, which the role calling a usage
+ * function (or writing events) need not have. Restored at the end, or by the abort.
+ */
+typedef struct AsOwner
+{
+	Oid			userid;
+	int			sec_context;
+} AsOwner;
+
+static void
+as_owner(AsOwner *saved)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(engine_relid(ENGINE_METERS)));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "meter: table meter.meters is missing");
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	SetUserIdAndSecContext(owner, saved->sec_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+static void
+as_before(const AsOwner *saved)
+{
+	SetUserIdAndSecContext(saved->userid, saved->sec_context);
+}
+
 /* One value of a query on Citus's catalogs (NULL when no row). */
 static Datum
 catalog_value(const char *sql, int nargs, Oid *types, Datum *args, bool *found)
 {
 	Datum		result = (Datum) 0;
 	bool		isnull = true;
+	AsOwner		saved;
 
+	as_owner(&saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args(sql, nargs, types, args, NULL, true, 1) != SPI_OK_SELECT)
@@ -157,6 +194,7 @@ catalog_value(const char *sql, int nargs, Oid *types, Datum *args, bool *found)
 	if (SPI_processed > 0)
 		result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	SPI_finish();
+	as_before(&saved);
 	*found = !isnull;
 	return result;				/* only by-value results */
 }
@@ -251,6 +289,7 @@ placement_build(int64 shardid)
 	Oid			logical[ENGINE_NTABLES];
 	Placement  *p;
 	MemoryContext old;
+	AsOwner		saved;
 
 	for (int t = 0; t < ENGINE_NTABLES; t++)
 		logical[t] = engine_relid((EngineTable) t);
@@ -262,6 +301,7 @@ placement_build(int64 shardid)
 
 	p = MemoryContextAllocZero(placement_cxt, sizeof(Placement));
 	p->shardid = shardid;
+	as_owner(&saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args(sql, 2, types, args, NULL, true, 0) != SPI_OK_SELECT)
@@ -287,6 +327,7 @@ placement_build(int64 shardid)
 	}
 	MemoryContextSwitchTo(old);
 	SPI_finish();
+	as_before(&saved);
 	for (int t = 0; t < ENGINE_NTABLES; t++)
 	{
 		if (!OidIsValid(p->rel[t]))
@@ -385,7 +426,9 @@ relation_info(Oid relid)
 			Oid			types[3] = {INT8OID, OIDOID, OIDOID};
 			Datum		args[3] = {Int64GetDatum(shardid), ObjectIdGetDatum(relid),
 			ObjectIdGetDatum(engine_relid(ENGINE_EVENTS))};
+			AsOwner		saved;
 
+			as_owner(&saved);
 			if (SPI_connect() != SPI_OK_CONNECT)
 				elog(ERROR, "SPI_connect failed");
 			if (SPI_execute_with_args(sql, 3, types, args, NULL, true, 1) != SPI_OK_SELECT)
@@ -401,6 +444,7 @@ relation_info(Oid relid)
 				watch(r->logical);
 			}
 			SPI_finish();
+			as_before(&saved);
 		}
 	}
 	return r;

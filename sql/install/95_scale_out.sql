@@ -18,6 +18,21 @@ CREATE FUNCTION meter.tenant_elsewhere() RETURNS boolean
 COMMENT ON FUNCTION meter.tenant_elsewhere() IS
 	'Internal: are the current tenant''s rows on another node of the Citus cluster (so its functions run there)?';
 
+-- SET LOCAL of the scope, which Citus replays on the workers of the transaction (with
+-- citus.propagate_set_commands = 'local'; it propagates SET LOCAL statements run inside a
+-- function, as here, or in a transaction block): row-level security on the shards then
+-- sees the scope. meter.ingest calls it on a Citus cluster. No SET clause: the settings
+-- stay for the caller (whose own SET clause, if any, undoes them when it returns).
+CREATE FUNCTION meter.propagate_scope(tenant text, environment text) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+	PERFORM pg_catalog.set_config('citus.propagate_set_commands', 'local', true);
+	EXECUTE pg_catalog.format('SET LOCAL meter.tenant_id = %L', tenant);
+	EXECUTE pg_catalog.format('SET LOCAL meter.environment_id = %L', environment);
+END $$;
+COMMENT ON FUNCTION meter.propagate_scope(text, text) IS
+	'Internal (meter.ingest on Citus): SET LOCAL the scope, which Citus replays on the workers of the transaction';
+
 -- The twins: meter.<name>_at(<the arguments of meter.<name>>, tenant, environment) calls
 -- meter.<name> inside that scope. meter.distribute() makes each a distributed function
 -- (distribution argument tenant, co-located with meter.events, force_delegation), so that
@@ -267,14 +282,13 @@ BEGIN
 		PERFORM pg_catalog.create_reference_table('meter.seals');
 		PERFORM pg_catalog.truncate_local_data_after_distributing_table('meter.seals');
 	END IF;
+	saved := ARRAY(SELECT t FROM meter.tracked_tables t ORDER BY t.relid::pg_catalog.oid);
 	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = 'meter.tracked_tables'::regclass) THEN
-		saved := ARRAY(SELECT t FROM meter.tracked_tables t);
 		DELETE FROM meter.tracked_tables;
 		PERFORM pg_catalog.create_reference_table('meter.tracked_tables');
-		FOREACH r IN ARRAY saved LOOP
-			INSERT INTO meter.tracked_tables (relid, tracked_at, tracked_by)
-				VALUES (r.relid, r.tracked_at, r.tracked_by);
-		END LOOP;
+		PERFORM pg_catalog.truncate_local_data_after_distributing_table('meter.tracked_tables');
+	ELSE
+		saved := NULL;
 	END IF;
 
 	-- Distributed tables, one co-location group: the events, the stored usage, and every
@@ -283,8 +297,15 @@ BEGIN
 	FOREACH tbl IN ARRAY ARRAY['meter.pending', 'meter.rollups', 'meter.sealed_skips']::regclass[] LOOP
 		PERFORM meter.distribute_table(tbl);
 	END LOOP;
-	FOR tbl IN SELECT t.relid FROM meter.tracked_tables t ORDER BY t.relid::oid LOOP
+	FOR tbl IN SELECT t.relid FROM pg_catalog.unnest(saved) t
+		UNION SELECT t.relid FROM meter.tracked_tables t
+	LOOP
 		PERFORM meter.distribute_table(tbl);
+	END LOOP;
+	-- Now that every tracked table exists on every node.
+	FOREACH r IN ARRAY COALESCE(saved, '{}') LOOP
+		INSERT INTO meter.tracked_tables (relid, tracked_at, tracked_by)
+			VALUES (r.relid, r.tracked_at, r.tracked_by);
 	END LOOP;
 
 	-- Functions of a tenant's scope run on the node holding its shards (src/forward.h).
