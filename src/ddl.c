@@ -21,6 +21,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "event_table.h"
 #include "placement.h"
@@ -249,4 +250,19 @@ meter_on_sql_drop(PG_FUNCTION_ARGS)
 		elog(ERROR, "meter: recomputing usage after a drop failed");
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * meter.table_exists(relid oid) → boolean: does this node have a relation with this OID?
+ * The registry's test for tables dropped meanwhile. Declared IMMUTABLE, which it is not,
+ * so that on a Citus cluster a statement on meter.tracked_tables (a reference table)
+ * evaluates it on every node's placement, against that node's own OIDs, where Citus would
+ * evaluate a STABLE function once, on the coordinator; its argument is always a column,
+ * so nothing ever folds it to a constant.
+ */
+PG_FUNCTION_INFO_V1(meter_table_exists);
+Datum
+meter_table_exists(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(SearchSysCacheExists1(RELOID, PG_GETARG_DATUM(0)));
 }

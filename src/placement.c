@@ -545,14 +545,58 @@ placement_leave(Placement *previous)
 		depth--;
 }
 
-Oid
-placement_local_table(Placement *p, Oid table)
+/*
+ * Read the group's co-located shards again: a table distributed with meter.events in this
+ * very transaction (meter.track on a cluster) sends no invalidation of anything cached.
+ */
+static void
+placement_reread(Placement *p)
 {
-	if (p->shardid == 0)
-		return table;
+	Placement  *fresh;
+	MemoryContext old = MemoryContextSwitchTo(placement_cxt);
+
+	placements = list_delete_ptr(placements, p);
+	PG_TRY();
+	{
+		fresh = placement_build(p->shardid);
+	}
+	PG_FINALLY();
+	{
+		MemoryContextSwitchTo(old);
+	}
+	PG_END_TRY();
+	/* p may be in use: keep it, with the fresh lists and statements' names unchanged */
+	placements = list_delete_ptr(placements, fresh);
+	placements = lappend(placements, p);
+	p->ncolocated = fresh->ncolocated;
+	p->logical = fresh->logical;
+	p->local = fresh->local;
+}
+
+static Oid
+colocated_shard(Placement *p, Oid table)
+{
 	for (int i = 0; i < p->ncolocated; i++)
 		if (p->logical[i] == table && OidIsValid(p->local[i]))
 			return p->local[i];
+	return InvalidOid;
+}
+
+Oid
+placement_local_table(Placement *p, Oid table)
+{
+	Oid			local;
+
+	if (p->shardid == 0)
+		return table;
+	local = colocated_shard(p, table);
+	if (!OidIsValid(local))
+	{
+		placement_reread(p);
+		local = colocated_shard(p, table);
+	}
+	if (OidIsValid(local))
+		return local;
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("tracked table %s is not distributed with meter.events",

@@ -184,8 +184,7 @@ static const StoreSql statements[STORE_NSTATEMENTS] = {
 		1, {OIDOID}
 	},
 	[STORE_UNREGISTER_DROPPED] = {
-		"DELETE FROM @tracked_tables@ t WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
-		" WHERE c.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid)",
+		"DELETE FROM @tracked_tables@ t WHERE NOT meter.table_exists(t.relid::pg_catalog.oid)",
 		0, {0}
 	},
 };

@@ -172,8 +172,11 @@ BEGIN
 	END IF;
 	PERFORM meter.attach_triggers(t.relid) FROM meter.table_tree(tbl) t;
 	-- On a Citus cluster the table joins meter.events' co-location group (its triggers
-	-- then fire on its shards, where the tenant's usage is kept).
+	-- then fire on its shards, where the tenant's usage is kept). One connection per node
+	-- for the rest of the transaction: the recomputation below runs on the workers and must
+	-- see the shards and rows this transaction created there.
 	IF meter.distributed() THEN
+		PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
 		PERFORM meter.distribute_table(tbl);
 	END IF;
 	INSERT INTO meter.tracked_tables (relid) VALUES (tbl);
@@ -193,6 +196,9 @@ BEGIN
 	IF NOT EXISTS (SELECT 1 FROM meter.tracked_tables WHERE relid = tbl) THEN
 		RAISE EXCEPTION 'table % is not tracked', tbl USING ERRCODE = '22023',
 			HINT = 'SELECT relid FROM meter.tracked_tables lists the tracked tables.';
+	END IF;
+	IF meter.distributed() THEN
+		PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
 	END IF;
 	PERFORM meter.detach_triggers(t.relid) FROM meter.table_tree(tbl) t;
 	DELETE FROM meter.tracked_tables WHERE relid = tbl;

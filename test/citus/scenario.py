@@ -398,6 +398,29 @@ for k, t in enumerate(TENANTS):
     scope(t)
     workload_events(t, 100 + k, "b")
 
+# A table tracked once the cluster is distributed (meter.track distributes it, its events
+# start counting), then untracked, then tracked again and dropped (its events leave usage).
+for c in BOTH:
+    run(c, "CREATE TABLE app.more (LIKE meter.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+    for t in TENANTS:
+        copy_in(c, COPY_SQL.format("app.more"),
+                "".join(csv_row(t, event(t, f"more{i}", random.Random(f"m{t}{i}"))) for i in range(15)))
+    run(c, "SELECT meter.track('app.more')")
+check(one(coord, "SELECT partmethod::text FROM pg_dist_partition WHERE logicalrelid = 'app.more'::regclass") == "h",
+      "meter.track() on the cluster distributes the table with meter.events")
+for t in TENANTS[:2]:
+    compare_tenant(t, "after meter.track() of a table with events")
+both("SELECT meter.untrack('app.more')")
+compare_tenant(TENANTS[2], "after meter.untrack()")
+both("SELECT meter.track('app.more')")
+both("DROP TABLE app.more")
+compare_tenant(TENANTS[3], "after DROP TABLE of a tracked table")
+shard = one(coord, "SELECT shardid FROM pg_dist_shard WHERE logicalrelid = 'meter.tracked_tables'::regclass")
+regs = [run(c, f"SELECT relid::text FROM meter.tracked_tables_{shard} ORDER BY 1") for c in [coord] + workers]
+regs.append(run(single, "SELECT relid::text FROM meter.tracked_tables ORDER BY 1"))
+check(all(r == [("app.usage_events",), ("meter.events",)] for r in regs),
+      "the dropped table left the registry on every node, as on one server", regs)
+
 # TRUNCATE of the user's table (every tenant's rows, on every shard), then new rows.
 both("TRUNCATE app.usage_events")
 for t in TENANTS:
