@@ -188,6 +188,12 @@ def workload_events(tenant, seed, phase):
                    jsonb_build_object('model', (ARRAY['gpt-4o','o1','mini'])[1 + i %% 3], 'tokens', i * 3,
                                       'user', 'u' || (i %% 11), 'gb', i %% 17, 'region', 'eu', 'volume', 'v' || (i %% 2))
             FROM generate_series(1, 80) i""", (tenant, phase, tenant))
+    # INSERT … SELECT between co-located tables (Citus pushes it down to the shards)
+    both("""INSERT INTO meter.events (id, tenant_id, environment_id, event_name, customer_id, external_customer_id,
+            "timestamp", properties)
+            SELECT id || '-again', tenant_id, environment_id, event_name, customer_id, external_customer_id,
+                   "timestamp", properties FROM app.usage_events WHERE tenant_id = %s
+            ON CONFLICT DO NOTHING""", (tenant,))
     # COPY, into meter.events and into the user's tracked table
     copy_rows = "".join(csv_row(tenant, event(tenant, f"{phase}c{i}", rnd)) for i in range(60))
     for c in BOTH:
@@ -452,6 +458,23 @@ check(stamps == [("alice",)], "update_meter stamped updated_by = meter.user_id o
 cols = "id, tenant_id, environment_id, event_name, name, aggregation::text, filters::text, reset_usage, status, created_by, updated_by"
 cat = [run(c, f"SELECT {cols} FROM meter.meters ORDER BY id") for c in BOTH]
 check(cat[0] == cat[1], "the catalog equals the single server's")
+
+# Inside a transaction, usage reads the transaction's own writes (the call runs on the node
+# holding the shards, over the connection that wrote them), and a rollback leaves nothing.
+for label, c in (("cluster", coord), ("one server", single)):
+    run(c, "SET meter.tenant_id = %s", (TENANTS[1],))
+    before = one(c, "SELECT value FROM meter.usage(%s, '2024-02-28', '2024-03-08')", (f"{TENANTS[1]}_count",))
+    c.autocommit = False
+    run(c, "SELECT * FROM meter.ingest(%s)", (json.dumps([event(TENANTS[1], f"tx{i}", random.Random(i), name="llm")
+                                                         for i in range(7)]),))
+    inside = one(c, "SELECT value FROM meter.usage(%s, '2024-02-28', '2024-03-08')", (f"{TENANTS[1]}_count",))
+    v = run(c, "SELECT * FROM meter.verify(%s)", (f"{TENANTS[1]}_count",))
+    c.rollback()
+    c.autocommit = True
+    after = one(c, "SELECT value FROM meter.usage(%s, '2024-02-28', '2024-03-08')", (f"{TENANTS[1]}_count",))
+    check(inside == before + 7 and after == before and v == [],
+          f"{label}: inside a transaction usage and verify see its own events; after ROLLBACK they are gone",
+          (before, inside, after, v))
 
 # ── 3. Roles under row-level security ───────────────────────────────────────────────────
 
