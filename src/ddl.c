@@ -8,6 +8,7 @@
  *                    a tracked table gets the triggers.
  *   sql_drop         a dropped tracked table leaves the registry, and usage is recomputed
  *                    without the events it held (likewise for a dropped partition).
+ * On a Citus cluster both act on the coordinator only (handles_ddl).
  */
 #include "postgres.h"
 

@@ -8,6 +8,9 @@
  * Rows hold a stored slot set (slotset.h). A few customers' days per row keep the rows
  * few (one index entry serves many customers) and a customer's usage a read of one
  * shard per day. Reads run in the caller's snapshot; the compactor passes its own.
+ * ("Shard" here is a customer shard of a meter's rows; a Citus shard is a placement's
+ * relation: placement.h.) Every statement names its tables through the current placement:
+ * the tables themselves on one server, a tenant's shards on a Citus worker.
  */
 #ifndef METER_STORE_H
 #define METER_STORE_H

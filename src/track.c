@@ -11,6 +11,8 @@
  * a statement did is appended as one pending row per meter: no row is ever updated in
  * place, so the order in which PostgreSQL fires the triggers of one statement cannot
  * matter and writers never wait for each other. Past a threshold the writer compacts.
+ * On a Citus cluster it fires on the shards, on the workers, and works in the shard's
+ * placement (placement.h): the co-located shards of the same tenants on that node.
  */
 #include "postgres.h"
 
