@@ -66,8 +66,11 @@ relation_changed(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == events_relid)
 	{
+		/* distributed or not, and where each tenant's shards are (Citus invalidates the
+		 * distributed table when its shards move) */
 		distributed_state = -1;
 		coordinator_state = -1;
+		stale = true;
 	}
 	if (relid == InvalidOid ||
 		(watched != NULL && hash_search(watched, &relid, HASH_FIND, NULL) != NULL))

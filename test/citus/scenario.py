@@ -459,6 +459,39 @@ cols = "id, tenant_id, environment_id, event_name, name, aggregation::text, filt
 cat = [run(c, f"SELECT {cols} FROM meter.meters ORDER BY id") for c in BOTH]
 check(cat[0] == cat[1], "the catalog equals the single server's")
 
+# The catalog's readers: the coordinator reads its own placement of meter.meters.
+scope(TENANTS[1])
+props = '{"model": "o1", "region": "eu", "tokens": 12, "gb": 1.5, "user": "u1", "volume": "v1"}'
+reads = {
+    "matching_meters": "SELECT id FROM meter.matching_meters('llm', %s::jsonb) ORDER BY id",
+    "explain_match": f"SELECT meter.explain_match('{TENANTS[1]}_max', 'llm', %s::jsonb)",
+    "list_meters": "SELECT id, status FROM meter.list_meters(sort => 'name', \"order\" => 'asc', \"limit\" => 5) "
+                   "WHERE %s IS NOT NULL",
+    "count_meters": "SELECT meter.count_meters() WHERE %s IS NOT NULL",
+    "usage_by_filter_groups": f"SELECT * FROM meter.usage_by_filter_groups('{TENANTS[1]}_sum', "
+                              "'[{\"id\":\"o1\",\"filters\":{\"model\":[\"o1\"]}},{\"id\":\"rest\",\"filters\":{}}]', "
+                              "'2024-02-28', '2024-03-08', window_size => 'DAY') WHERE %s IS NOT NULL",
+    "stored_slots": f"SELECT count(*), sum(events) FROM meter.stored_slots('{TENANTS[1]}_uniq') WHERE %s IS NOT NULL",
+}
+for name, sql in reads.items():
+    got = both(sql, (props,))
+    check(got[0] == got[1] and got[0], f"{name} on the cluster equals one server", got)
+
+# Errors of a function run on a worker reach the client as they are.
+for sql in ("SELECT * FROM meter.usage('nope', '2024-01-01', '2024-02-01')",
+            "SELECT * FROM meter.verify('nope')",
+            "SELECT * FROM meter.usage_by_customer(%s, '2024-02-01', '2024-01-01')" % f"'{TENANTS[1]}_sum'",
+            "SELECT * FROM meter.usage(%s, '2024-01-01', '2024-02-01', window_size => 'DAY', timezone => 'Mars/Base')"
+            % f"'{TENANTS[1]}_sum'"):
+    errs = [error_of(c, sql) for c in BOTH]
+    check(errs[0] is not None and errs[1] is not None and errs[0] == errs[1],
+          f"the same error on both: {errs[1]}", errs)
+for c in BOTH:
+    run(c, "RESET meter.tenant_id")
+errs = [error_of(c, "SELECT * FROM meter.usage('x', '2024-01-01', '2024-02-01')") for c in BOTH]
+check(errs[0] == errs[1] and errs[0][0] == "55000", f"no tenant: the same error on both: {errs[1]}", errs)
+scope(TENANTS[1])
+
 # Inside a transaction, usage reads the transaction's own writes (the call runs on the node
 # holding the shards, over the connection that wrote them), and a rollback leaves nothing.
 for label, c in (("cluster", coord), ("one server", single)):
