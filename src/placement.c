@@ -1,11 +1,13 @@
 /*
  * placement.c — the relations the engine's statements name (see placement.h).
  *
- * Three per-backend caches, all dropped together when one of the relations they were
- * built from gets a relcache invalidation (or every relation does): whether the engine
- * is distributed, what a trigger's relation is (a shard of which group, or a distributed
- * table), and the placements themselves (with their prepared statements). A tenant's
- * node is looked up per call, from the shard whose hash range holds it.
+ * Per-backend caches, all dropped together when one of the relations they were built
+ * from gets a relcache invalidation (or every relation does) and no placement is in use:
+ * whether the engine is distributed, what a trigger's relation is (a shard of which group,
+ * or a distributed table), which group holds each tenant (the shard of meter.events whose
+ * hash range holds it, when this node has a placement of it), and the placements
+ * themselves with their prepared statements. Citus's catalogs are read through SPI as
+ * the extension's owner.
  */
 #include "postgres.h"
 

@@ -170,6 +170,15 @@ BEGIN
 		RAISE NOTICE 'table % is tracked as a partition of %', tbl, pg_partition_root(tbl);
 		RETURN;
 	END IF;
+	-- Citus creates a table's TRUNCATE triggers on its shards only when they exist before
+	-- the table is distributed: meter.track distributes the tables it tracks itself.
+	IF meter.distributed() THEN
+		IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = tbl) THEN
+			RAISE EXCEPTION 'table % is distributed already', tbl USING ERRCODE = '55000',
+				DETAIL = 'Its shards would lack the tracking trigger for TRUNCATE.',
+				HINT = format('Run SELECT undistribute_table(%L) first: meter.track() distributes it, co-located with meter.events.', tbl);
+		END IF;
+	END IF;
 	PERFORM meter.attach_triggers(t.relid) FROM meter.table_tree(tbl) t;
 	-- On a Citus cluster the table joins meter.events' co-location group (its triggers
 	-- then fire on its shards, where the tenant's usage is kept). One connection per node

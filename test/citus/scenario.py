@@ -369,6 +369,14 @@ check(len(TENANTS) == 4 and sorted(on.values()) == [1, 1, 2, 2],
 for t in PRE:
     compare_tenant(t, "after distribute()")
 
+# A table distributed by hand: its shards would lack the TRUNCATE trigger; refused with a hint.
+run(coord, "CREATE TABLE app.byhand (LIKE meter.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+run(coord, "SELECT create_distributed_table('app.byhand', 'tenant_id', colocate_with => 'meter.events')")
+e = error_of(coord, "SELECT meter.track('app.byhand')")
+check(e is not None and e[0] == "55000" and "distributed already" in e[1],
+      "meter.track() of a table distributed by hand: 55000, hint undistribute_table()", e)
+run(coord, "DROP TABLE app.byhand")
+
 # Collation: a table whose tenant_id cannot be co-located is refused with a hint.
 run(coord, "CREATE TABLE app.bad (LIKE meter.events)")
 run(coord, "ALTER TABLE app.bad ALTER COLUMN tenant_id TYPE text COLLATE \"default\"")
