@@ -24,6 +24,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
 #include "utils/syscache.h"
 
 #include "placement.h"
@@ -153,8 +154,8 @@ engine_relid(EngineTable t)
 }
 
 /*
- * Citus's catalogs are read as the extension's owner: shard_name() and to_regclass()
- * need USAGE on the schemas of every co-located table, which the role calling a usage
+ * Citus's catalogs are read as the extension's owner: shard_name() needs USAGE on the
+ * schemas of every co-located table, which the role calling a usage
  * function (or writing events) need not have. Restored at the end, or by the abort.
  */
 typedef struct AsOwner
@@ -181,6 +182,21 @@ static void
 as_before(const AsOwner *saved)
 {
 	SetUserIdAndSecContext(saved->userid, saved->sec_context);
+}
+
+/*
+ * The relation of a shard (or placement) of table, named by Citus's shard_name(): in the
+ * table's schema, which shard_name() leaves out for a table in public. InvalidOid when
+ * this node has no such relation.
+ */
+static Oid
+shard_relid(Oid table, const char *name)
+{
+	List	   *names = stringToQualifiedNameList(name);
+	Oid			nsp = list_length(names) > 1 ?
+		get_namespace_oid(strVal(linitial(names)), true) : get_rel_namespace(table);
+
+	return OidIsValid(nsp) ? get_relname_relid(strVal(llast(names)), nsp) : InvalidOid;
 }
 
 /* One value of a query on Citus's catalogs (NULL when no row). */
@@ -274,7 +290,7 @@ placement_build(int64 shardid)
 {
 	static const char sql[] =
 		"SELECT o.logicalrelid::pg_catalog.oid,"
-		" pg_catalog.to_regclass(pg_catalog.shard_name(o.logicalrelid, o.shardid))::pg_catalog.oid"
+		" pg_catalog.shard_name(o.logicalrelid, o.shardid)"
 		" FROM pg_catalog.pg_dist_shard me"
 		" JOIN pg_catalog.pg_dist_partition pm ON pm.logicalrelid OPERATOR(pg_catalog.=) me.logicalrelid"
 		" JOIN pg_catalog.pg_dist_partition po ON po.colocationid OPERATOR(pg_catalog.=) pm.colocationid"
@@ -282,8 +298,7 @@ placement_build(int64 shardid)
 		"  AND o.shardminvalue OPERATOR(pg_catalog.=) me.shardminvalue"
 		" WHERE me.shardid OPERATOR(pg_catalog.=) $1"
 		" UNION ALL"
-		" SELECT s.logicalrelid::pg_catalog.oid,"
-		" pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid))::pg_catalog.oid"
+		" SELECT s.logicalrelid::pg_catalog.oid, pg_catalog.shard_name(s.logicalrelid, s.shardid)"
 		" FROM pg_catalog.pg_dist_shard s"
 		" JOIN pg_catalog.pg_dist_placement pl ON pl.shardid OPERATOR(pg_catalog.=) s.shardid"
 		" WHERE s.logicalrelid OPERATOR(pg_catalog.=) ANY ($2)"
@@ -316,11 +331,9 @@ placement_build(int64 shardid)
 	p->local = palloc(sizeof(Oid) * (SPI_processed + 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		bool		null1,
-					null2;
-		Oid			table = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &null1));
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &null2);
-		Oid			local = null2 ? InvalidOid : DatumGetObjectId(d);
+		bool		isnull;
+		Oid			table = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		Oid			local = shard_relid(table, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
 
 		for (int t = 0; t < ENGINE_NTABLES; t++)
 			if (logical[t] == table)
@@ -380,16 +393,14 @@ static RelationInfo *
 relation_info(Oid relid)
 {
 	static const char sql[] =
-		"SELECT s.logicalrelid::pg_catalog.oid, e.shardid"
+		"SELECT s.logicalrelid::pg_catalog.oid, e.shardid, pg_catalog.shard_name(s.logicalrelid, s.shardid)"
 		" FROM pg_catalog.pg_dist_shard s"
 		" JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid OPERATOR(pg_catalog.=) s.logicalrelid"
 		" LEFT JOIN (pg_catalog.pg_dist_shard e"
 		"  JOIN pg_catalog.pg_dist_partition pe ON pe.logicalrelid OPERATOR(pg_catalog.=) e.logicalrelid)"
-		"  ON e.logicalrelid OPERATOR(pg_catalog.=) $3 AND pe.colocationid OPERATOR(pg_catalog.=) p.colocationid"
+		"  ON e.logicalrelid OPERATOR(pg_catalog.=) $2 AND pe.colocationid OPERATOR(pg_catalog.=) p.colocationid"
 		"  AND e.shardminvalue OPERATOR(pg_catalog.=) s.shardminvalue"
-		" WHERE s.shardid OPERATOR(pg_catalog.=) $1"
-		"  AND pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid))::pg_catalog.oid"
-		"   OPERATOR(pg_catalog.=) $2";
+		" WHERE s.shardid OPERATOR(pg_catalog.=) $1";
 	RelationInfo *r;
 	bool		found;
 	char	   *name;
@@ -428,25 +439,30 @@ relation_info(Oid relid)
 
 		if (*end == '\0' && shardid > 0)
 		{
-			Oid			types[3] = {INT8OID, OIDOID, OIDOID};
-			Datum		args[3] = {Int64GetDatum(shardid), ObjectIdGetDatum(relid),
-			ObjectIdGetDatum(engine_relid(ENGINE_EVENTS))};
+			Oid			types[2] = {INT8OID, OIDOID};
+			Datum		args[2] = {Int64GetDatum(shardid), ObjectIdGetDatum(engine_relid(ENGINE_EVENTS))};
 			AsOwner		saved;
 
 			as_owner(&saved);
 			if (SPI_connect() != SPI_OK_CONNECT)
 				elog(ERROR, "SPI_connect failed");
-			if (SPI_execute_with_args(sql, 3, types, args, NULL, true, 1) != SPI_OK_SELECT)
+			if (SPI_execute_with_args(sql, 2, types, args, NULL, true, 1) != SPI_OK_SELECT)
 				elog(ERROR, "meter: reading the Citus metadata failed");
 			if (SPI_processed == 1)
 			{
+				HeapTuple	t = SPI_tuptable->vals[0];
+				TupleDesc	d = SPI_tuptable->tupdesc;
 				bool		isnull;
-				Datum		d;
+				Oid			logical = DatumGetObjectId(SPI_getbinval(t, d, 1, &isnull));
+				Datum		events_shard = SPI_getbinval(t, d, 2, &isnull);
 
-				r->logical = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-				d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-				r->events_shard = isnull ? 0 : DatumGetInt64(d);
-				watch(r->logical);
+				/* the shard of that id is this very relation (not a namesake) */
+				if (shard_relid(logical, SPI_getvalue(t, d, 3)) == relid)
+				{
+					r->logical = logical;
+					r->events_shard = isnull ? 0 : DatumGetInt64(events_shard);
+					watch(r->logical);
+				}
 			}
 			SPI_finish();
 			as_before(&saved);

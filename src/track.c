@@ -284,6 +284,14 @@ track_statement(FunctionCallInfo fcinfo, TriggerData *trig)
 	TupleDesc	desc = RelationGetDescr(rel);
 	TrackState	state = {0};
 
+	/*
+	 * Citus creates a table's TRUNCATE triggers on its shards when it distributes the
+	 * table, and DROP TRIGGER (meter.untrack) does not reach them: on the shard of a table
+	 * no longer tracked there is nothing to count out.
+	 */
+	if (TRIGGER_FIRED_BY_TRUNCATE(trig->tg_event) && placement_current()->shardid != 0 &&
+		!table_registered(placement_logical_of(RelationGetRelid(rel))))
+		return;
 	state.cols = tracked_table(fcinfo, rel);
 	state.acc = accumulator_create();
 	state.row_context = AllocSetContextCreate(CurrentMemoryContext, "meter track row",
