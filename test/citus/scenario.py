@@ -524,6 +524,25 @@ for label, c in (("cluster", coord), ("one server", single)):
           f"{label}: inside a transaction usage and verify see its own events; after ROLLBACK they are gone",
           (before, inside, after, v))
 
+# One transaction: COPY of every tenant's events (several connections per worker), a
+# multi-shard UPDATE, a meter change recomputed from those uncommitted events, usage.
+rows = "".join(csv_row(t, event(t, f"big{i}", random.Random(f"b{t}{i}"), name="llm"))
+               for t in TENANTS for i in range(300))
+inside = []
+for c in BOTH:
+    c.autocommit = False
+    run(c, "SET LOCAL meter.tenant_id = %s", (TENANTS[2],))
+    copy_in(c, COPY_SQL.format("meter.events"), rows)
+    run(c, "UPDATE meter.events SET properties = properties || '{\"region\": \"eu\"}' WHERE id ~ '-big[0-9]+$'")
+    run(c, "SELECT meter.update_meter(%s, '[{\"key\":\"region\",\"values\":[\"eu\"]}]')", (f"{TENANTS[2]}_max",))
+    inside.append([run(c, sql, (f"{TENANTS[2]}_{m}",)) for m in ("max", "count", "uniq")
+                   for sql in (QUERIES[1][1], FROM_EVENTS[QUERIES[1][0]])] + [run(c, "SELECT * FROM meter.verify()")])
+    c.rollback()
+    c.autocommit = True
+check(inside[0] == inside[1] and inside[0][0] == inside[0][1] and inside[0][-1] == [],
+      "one transaction with a multi-tenant COPY, a multi-shard UPDATE and a meter change: usage inside it "
+      "equals one server's and its raw events; verify() empty", (inside[0][:2], inside[1][:2]))
+
 # ── 3. Roles under row-level security ───────────────────────────────────────────────────
 
 T1 = TENANTS[0]
