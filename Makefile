@@ -35,13 +35,17 @@ $(DATA_built): $(INSTALL_PARTS) meter.control FORCE
 .PHONY: FORCE
 FORCE:
 
-.PHONY: test demo bench valgrind ubsan citus-check
+.PHONY: test demo bench valgrind ubsan citus-check citus-bench
 test:
 	scripts/test.sh
 # The Citus test (coordinator + 2 workers on loopback, test/citus/): not part of `make test`
 # nor of CI's count. Where Citus is not installed it says so in one line and succeeds.
 citus-check:
 	test/citus/run.sh
+# The same, then the informational benchmark: ingest and usage_by_customer on the 3-node
+# cluster vs one server (CITUS_BENCH_N events, default 200,000).
+citus-bench:
+	CITUS_BENCH_N=$${CITUS_BENCH_N:-200000} test/citus/run.sh
 # The whole suite with the server under valgrind (non-empty valgrind logs fail).
 valgrind:
 	METER_VALGRIND=1 scripts/test.sh

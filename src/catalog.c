@@ -13,6 +13,14 @@
  * meter.meters. PostgreSQL sends it to every backend when the transaction commits (and
  * applies it in this backend at the next command; a rollback discards it): the compiled
  * meter cache listens for it, so no backend ever matches events against a stale meter.
+ *
+ * On a Citus cluster meter.meters is a reference table and the trigger fires on its
+ * placement on every node (never on the table itself), in that node's part of the
+ * distributed transaction. Each validates and trims (the same everywhere) and invalidates
+ * its own node's meter.meters, so every node's caches see the change once it commits
+ * (COMMIT PREPARED sends the invalidations). It stamps nothing there: each node has its
+ * own clock and no meter.user_id, so the statement carries the stamps instead (the
+ * repository functions set them; Citus evaluates them once, on the coordinator).
  */
 #include "postgres.h"
 
@@ -31,6 +39,7 @@
 #include "utils/timestamp.h"
 
 #include "catalog.h"
+#include "placement.h"
 #include "scope.h"
 
 /* The columns of meter.meters the trigger reads or writes. */
@@ -381,6 +390,8 @@ meter_validate_meter(PG_FUNCTION_ARGS)
 	Datum		values[2];
 	bool		nulls[2];
 	int			ncols = 0;
+	Oid			meters;
+	bool		placement;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -391,14 +402,21 @@ meter_validate_meter(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("meter.validate_meter() must be fired BEFORE ... FOR EACH ROW")));
 	rel = trigdata->tg_relation;
-	if (RelationGetRelid(rel) != catalog_meters_relid())
+	meters = catalog_meters_relid();
+	/* On a Citus cluster it fires on the placements of meter.meters (a reference table). */
+	placement = RelationGetRelid(rel) != meters;
+	if (placement && placement_logical_of(RelationGetRelid(rel)) != meters)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("meter.validate_meter() guards table meter.meters only"),
 				 errdetail("It was fired for table \"%s\".", RelationGetRelationName(rel))));
 
-	/* Every change of a meter, deletes included, must reach every backend's meter cache. */
-	CacheInvalidateRelcache(rel);
+	/* Every change of a meter, deletes included, must reach every backend's meter cache:
+	 * the caches listen for this node's meter.meters, whatever placement changed. */
+	if (OidIsValid(meters))
+		CacheInvalidateRelcacheByRelid(meters);
+	if (placement)
+		CacheInvalidateRelcache(rel);
 
 	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 		return PointerGetDatum(trigdata->tg_trigtuple);
@@ -412,6 +430,15 @@ meter_validate_meter(PG_FUNCTION_ARGS)
 		check_unchanged(trigdata->tg_trigtuple, newtuple, desc, attnums);
 		validate_row(newtuple, desc, attnums);
 
+		/*
+		 * A placement stamps nothing: it runs on every node, each with its own clock and
+		 * without the session's meter.user_id, and the copies would differ. On a Citus
+		 * cluster the statement carries the stamps (the repository functions set
+		 * updated_at = now() and updated_by, which Citus evaluates once, on the
+		 * coordinator).
+		 */
+		if (placement)
+			return PointerGetDatum(newtuple);
 		cols[ncols] = attnums[COL_UPDATED_AT];
 		values[ncols] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 		nulls[ncols++] = false;
@@ -426,6 +453,8 @@ meter_validate_meter(PG_FUNCTION_ARGS)
 		newtuple = trim_names(trigdata->tg_trigtuple, desc, attnums);
 		validate_row(newtuple, desc, attnums);
 		check_not_null(newtuple, desc, attnums, COL_UPDATED_AT);
+		if (placement)
+			return PointerGetDatum(newtuple);	/* the column defaults stamped it, once */
 
 		/* Explicit values are kept (imports, restores); NULL means "the current user". */
 		(void) heap_getattr(newtuple, attnums[COL_CREATED_BY], desc, &isnull);

@@ -26,8 +26,10 @@
 #include "compaction.h"
 #include "dims.h"
 #include "event_value.h"
+#include "forward.h"
 #include "locks.h"
 #include "meter_def.h"
+#include "placement.h"
 #include "raw.h"
 #include "scope.h"
 #include "settings.h"
@@ -128,6 +130,22 @@ compaction_note(const char *tenant, const char *environment, const char *meter_i
 	pfree(buf);
 }
 
+static void
+compact_due(Placement *p, const char *tenant, const char *environment, const char *meter_id)
+{
+	Placement  *previous = placement_enter(p);
+
+	PG_TRY();
+	{
+		(void) compaction_run(tenant, environment, meter_id, false);
+	}
+	PG_FINALLY();
+	{
+		placement_leave(previous);
+	}
+	PG_END_TRY();
+}
+
 void
 compaction_run_due(void)
 {
@@ -155,8 +173,12 @@ compaction_run_due(void)
 		const char *tenant = due[i];
 		const char *environment = tenant + strlen(tenant) + 1;
 		const char *meter_id = environment + strlen(environment) + 1;
+		/* This backend may have written several tenants' shards (a Citus worker): each
+		 * meter is folded in its own tenant's placement, when that is still here. */
+		Placement  *p = placement_of_tenant(tenant);
 
-		(void) compaction_run(tenant, environment, meter_id, false);
+		if (p != NULL)
+			compact_due(p, tenant, environment, meter_id);
 	}
 }
 
@@ -590,7 +612,6 @@ static char **
 meters_with_pending(const char *tenant, const char *environment, int *n)
 {
 	MemoryContext caller = CurrentMemoryContext;
-	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		args[2];
 	char	  **ids;
 
@@ -598,9 +619,7 @@ meters_with_pending(const char *tenant, const char *environment, int *n)
 	args[1] = CStringGetTextDatum(environment);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT DISTINCT meter_id FROM meter.pending"
-							  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND environment_id OPERATOR(pg_catalog.=) $2"
-							  " ORDER BY 1", 2, types, args, NULL, true, 0) != SPI_OK_SELECT)
+	if (store_exec(STORE_PENDING_METERS, args, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "meter: listing pending meters failed");
 	ids = MemoryContextAlloc(caller, sizeof(char *) * (SPI_processed + 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -608,6 +627,41 @@ meters_with_pending(const char *tenant, const char *environment, int *n)
 	*n = (int) SPI_processed;
 	SPI_finish();
 	return ids;
+}
+
+int64
+compaction_run_scope(const char *tenant, const char *environment)
+{
+	int			n;
+	char	  **ids = meters_with_pending(tenant, environment, &n);
+	int64		folded = 0;
+
+	for (int i = 0; i < n; i++)
+		folded += Max(compaction_run(tenant, environment, ids[i], true), 0);
+	return folded;
+}
+
+/* meter.compact, run where the tenant's rows are (forward.h). */
+static Datum
+compact_here(FunctionCallInfo fcinfo)
+{
+	const char *tenant = scope_tenant();
+	const char *environment = scope_environment();
+	int64		folded;
+
+	if (!PG_ARGISNULL(0))
+	{
+		char	   *id = meter_def_get(text_to_cstring(PG_GETARG_TEXT_PP(0)))->id;
+
+		tenant_lock_share(tenant);
+		folded = Max(compaction_run(tenant, environment, id, true), 0);
+	}
+	else
+	{
+		tenant_lock_share(tenant);
+		folded = compaction_run_scope(tenant, environment);
+	}
+	PG_RETURN_INT64(folded);
 }
 
 /*
@@ -619,25 +673,5 @@ PG_FUNCTION_INFO_V1(meter_compact);
 Datum
 meter_compact(PG_FUNCTION_ARGS)
 {
-	const char *tenant = scope_tenant();
-	const char *environment = scope_environment();
-	int64		folded = 0;
-	char	  **ids;
-	int			n = 1;
-
-	if (!PG_ARGISNULL(0))
-	{
-		ids = palloc(sizeof(char *));
-		ids[0] = meter_def_get(text_to_cstring(PG_GETARG_TEXT_PP(0)))->id;
-	}
-	else
-		ids = meters_with_pending(tenant, environment, &n);
-	tenant_lock_share(tenant);
-	for (int i = 0; i < n; i++)
-	{
-		int64		f = compaction_run(tenant, environment, ids[i], true);
-
-		folded += Max(f, 0);
-	}
-	PG_RETURN_INT64(folded);
+	return forward_run(fcinfo, compact_here);
 }

@@ -31,4 +31,8 @@ extern void compaction_run_due(void);
 extern int64 compaction_run(const char *tenant, const char *environment,
 							const char *meter_id, bool wait);
 
+/* Fold every meter of a scope that has pending rows (waiting for busy ones); returns the
+ * pending rows folded. */
+extern int64 compaction_run_scope(const char *tenant, const char *environment);
+
 #endif							/* METER_COMPACTION_H */

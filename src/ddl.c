@@ -8,6 +8,7 @@
  *                    a tracked table gets the triggers.
  *   sql_drop         a dropped tracked table leaves the registry, and usage is recomputed
  *                    without the events it held (likewise for a dropped partition).
+ * On a Citus cluster both act on the coordinator only (handles_ddl).
  */
 #include "postgres.h"
 
@@ -21,8 +22,11 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "event_table.h"
+#include "placement.h"
+#include "store.h"
 #include "track.h"
 
 static char *
@@ -46,37 +50,44 @@ run_on(const char *sql, Oid relid, int expect)
 	SPI_finish();
 }
 
+/* Run a registry statement on a table (its OID as $1); true when it returned a row. */
 static bool
-query_true(const char *sql, Oid relid)
+registry(StoreStatement st, Oid relid, bool read_only, int expect)
 {
-	Oid			types[1] = {OIDOID};
 	Datum		args[1] = {ObjectIdGetDatum(relid)};
 	bool		result;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(sql, 1, types, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "meter: \"%s\" failed", sql);
+	if (store_exec(st, args, NULL, NULL, read_only, read_only ? 1 : 0) != expect)
+		elog(ERROR, "meter: reading or writing the tracked-tables registry failed");
 	result = SPI_processed > 0;
 	SPI_finish();
 	return result;
+}
+
+/*
+ * On a Citus cluster DDL on distributed tables is issued on the coordinator, which keeps
+ * the registry and has usage recomputed where it lives; the workers replay the DDL on
+ * their shells and shards (and drop shards that move away): nothing to do there.
+ */
+static bool
+handles_ddl(void)
+{
+	return !placement_distributed() || placement_on_coordinator();
 }
 
 /* Is the table tracked, itself or as a partition of a tracked table? */
 static bool
 is_tracked(Oid relid)
 {
-	return OidIsValid(relid) &&
-		query_true("SELECT 1 FROM meter.tracked_tables WHERE relid::pg_catalog.oid"
-				   " OPERATOR(pg_catalog.=) ANY (ARRAY[$1, pg_catalog.pg_partition_root($1)::pg_catalog.oid])",
-				   relid);
+	return OidIsValid(relid) && registry(STORE_REGISTERED, relid, true, SPI_OK_SELECT);
 }
 
 static bool
 is_registered(Oid relid)
 {
-	return query_true("SELECT 1 FROM meter.tracked_tables WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
-					  relid);
+	return registry(STORE_REGISTERED_EXACTLY, relid, true, SPI_OK_SELECT);
 }
 
 /* A tracked table's event columns must stay as they are. */
@@ -127,8 +138,7 @@ partition_attached(Oid parent, Oid partition)
 	if (is_registered(partition))
 	{
 		/* Tracked on its own until now: its events already count; now through the parent. */
-		run_on("DELETE FROM meter.tracked_tables WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
-			   partition, SPI_OK_DELETE);
+		(void) registry(STORE_UNREGISTER, partition, false, SPI_OK_DELETE);
 		return;
 	}
 	track_table_rows(partition, 1);
@@ -193,7 +203,7 @@ meter_on_ddl_end(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		elog(ERROR, "meter.on_ddl_end() must be called as an event trigger");
 	trig = (EventTriggerData *) fcinfo->context;
-	if (get_namespace_oid("meter", true) == InvalidOid)
+	if (get_namespace_oid("meter", true) == InvalidOid || !handles_ddl())
 		PG_RETURN_VOID();
 	if (IsA(trig->parsetree, AlterTableStmt))
 		alter_table_end((AlterTableStmt *) trig->parsetree);
@@ -217,12 +227,12 @@ meter_on_sql_drop(PG_FUNCTION_ARGS)
 		elog(ERROR, "meter.on_sql_drop() must be called as an event trigger");
 	/* DROP EXTENSION meter drops the registry itself: nothing to keep. */
 	if (get_namespace_oid("meter", true) == InvalidOid ||
-		!OidIsValid(get_relname_relid("tracked_tables", get_namespace_oid("meter", true))))
+		!OidIsValid(get_relname_relid("tracked_tables", get_namespace_oid("meter", true))) ||
+		!handles_ddl())
 		PG_RETURN_VOID();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("DELETE FROM meter.tracked_tables t WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
-					" WHERE c.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid)", false, 0) != SPI_OK_DELETE)
+	if (store_exec(STORE_UNREGISTER_DROPPED, NULL, NULL, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "meter: cleaning the tracked-tables registry failed");
 	rebuild = SPI_processed > 0;
 	if (!rebuild)
@@ -241,4 +251,19 @@ meter_on_sql_drop(PG_FUNCTION_ARGS)
 		elog(ERROR, "meter: recomputing usage after a drop failed");
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * meter.table_exists(relid oid) → boolean: does this node have a relation with this OID?
+ * The registry's test for tables dropped meanwhile. Declared IMMUTABLE, which it is not,
+ * so that on a Citus cluster a statement on meter.tracked_tables (a reference table)
+ * evaluates it on every node's placement, against that node's own OIDs, where Citus would
+ * evaluate a STABLE function once, on the coordinator; its argument is always a column,
+ * so nothing ever folds it to a constant.
+ */
+PG_FUNCTION_INFO_V1(meter_table_exists);
+Datum
+meter_table_exists(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(SearchSysCacheExists1(RELOID, PG_GETARG_DATUM(0)));
 }

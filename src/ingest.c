@@ -5,8 +5,8 @@
  * the first bad element raises an error naming its index and field, so nothing is
  * half-written. Then ONE statement — a plan prepared once per backend and kept — inserts
  * every row with ON CONFLICT DO NOTHING, so that the statement-level tracking trigger
- * sees the whole batch at once and a re-sent id (in the same call or stored before) is
- * a duplicate. Rows are inserted in id order (the first occurrence of an id wins):
+ * sees the whole batch at once (on a Citus cluster: each shard's rows at once, on the
+ * shard) and a re-sent id (in the same call or stored before) is a duplicate. Rows are inserted in id order (the first occurrence of an id wins):
  * sessions that ingest overlapping ids then take their row locks in the same order and
  * cannot deadlock on one another.
  *
@@ -42,6 +42,7 @@
 #include "ingest.h"
 #include "json_input.h"
 #include "partitioning.h"
+#include "placement.h"
 #include "scope.h"
 #include "ulid.h"
 
@@ -105,7 +106,6 @@ typedef struct EventFields
 	bool		present[NUM_EVENT_KEYS];
 } EventFields;
 
-static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr insert_plan_partitioned = NULL;
 
 /* How often a call on a partitioned meter.events tries again after a concurrent insert
@@ -647,28 +647,79 @@ execute_partitioned(SPIPlanPtr plan, Datum *values)
 	}
 }
 
+#define INSERT_EVENTS \
+	"INSERT INTO meter.events (id, tenant_id, environment_id, event_name, customer_id," \
+	" external_customer_id, source, \"timestamp\", properties)" \
+	" SELECT u.id, $1, $2, u.event_name, u.customer_id, u.external_customer_id," \
+	" u.source, u.ts, u.properties" \
+	" FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)," \
+	" pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8)," \
+	" pg_catalog.unnest($9)) WITH ORDINALITY" \
+	" AS u(id, event_name, customer_id, external_customer_id, source, ts, properties, ord)" \
+	" ORDER BY u.id COLLATE pg_catalog.\"C\", u.ord" \
+	" ON CONFLICT (tenant_id, environment_id, id) DO NOTHING"
+
+/*
+ * The insert, prepared once per backend: on one server with a generic plan (a custom plan
+ * would copy the possibly huge arrays into it) and the rows counted by SPI. On a Citus
+ * cluster Citus can distribute this INSERT … SELECT only with its parameters bound (custom
+ * plans), and counts the rows it sends to the shards, not the rows they insert: there the
+ * inserted rows are counted by the statement itself.
+ */
+static SPIPlanPtr
+insert_plan(bool distributed)
+{
+	static SPIPlanPtr plans[2] = {NULL, NULL};
+	static const char *const sql[2] = {
+		INSERT_EVENTS,
+		"WITH ins AS (" INSERT_EVENTS " RETURNING 1) SELECT pg_catalog.count(*) FROM ins"
+	};
+	Oid			argtypes[9] = {TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID};
+
+	if (plans[distributed] == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql[distributed], 9, argtypes,
+											  distributed ? 0 : CURSOR_OPT_GENERIC_PLAN);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for meter.ingest: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		plans[distributed] = plan;
+	}
+	return plans[distributed];
+}
+
+/*
+ * On a Citus cluster the rows are checked against row-level security on the shards, on
+ * the workers, where the session's settings are unknown: the scope goes along as SET LOCAL,
+ * which Citus replays on the workers of the transaction (meter.propagate_scope). Undone
+ * here when the function returns (its SET clause); on the workers at the end of the
+ * transaction.
+ */
+static void
+propagate_scope(const char *tenant, const char *environment)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2] = {CStringGetTextDatum(tenant), CStringGetTextDatum(environment)};
+
+	if (SPI_execute_with_args("SELECT meter.propagate_scope($1, $2)", 2, types, args, NULL,
+							  false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "meter.ingest: setting the scope on the workers failed");
+}
+
 /* Insert the batch with one statement; returns the number of rows inserted. */
 static uint64
 insert_events(EventBatch *b)
 {
-	static const char sql[] =
-		"INSERT INTO meter.events (id, tenant_id, environment_id, event_name, customer_id,"
-		" external_customer_id, source, \"timestamp\", properties)"
-		" SELECT u.id, $1, $2, u.event_name, u.customer_id, u.external_customer_id,"
-		" u.source, u.ts, u.properties"
-		" FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
-		" pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
-		" pg_catalog.unnest($9)) WITH ORDINALITY"
-		" AS u(id, event_name, customer_id, external_customer_id, source, ts, properties, ord)"
-		" ORDER BY u.id COLLATE pg_catalog.\"C\", u.ord"
-		" ON CONFLICT (tenant_id, environment_id, id) DO NOTHING";
-	Oid			argtypes[9] = {TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID};
+	bool		distributed = placement_distributed();
 	Datum		values[9];
 	int			rc;
 	uint64		inserted;
 	bool		partitioned = OidIsValid(partitioned_events());
-	SPIPlanPtr *kept = partitioned ? &insert_plan_partitioned : &insert_plan;
+	Oid			argtypes[9] = {TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID};
 
 	values[0] = CStringGetTextDatum(b->tenant);
 	values[1] = CStringGetTextDatum(b->environment);
@@ -682,27 +733,37 @@ insert_events(EventBatch *b)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (*kept == NULL)
-	{
-		/* Generic plan: a custom plan would copy the (possibly huge) arrays into it. */
-		SPIPlanPtr	plan = SPI_prepare_cursor(partitioned ? insert_partitioned_sql : sql,
-											  9, argtypes, CURSOR_OPT_GENERIC_PLAN);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for meter.ingest: %s", SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		*kept = plan;
-	}
 	if (partitioned)
-		inserted = execute_partitioned(*kept, values);
-	else
 	{
-		rc = SPI_execute_plan(*kept, values, NULL, false, 0);
-		if (rc != SPI_OK_INSERT)
-			elog(ERROR, "meter.ingest: insert failed: %s", SPI_result_code_string(rc));
-		inserted = SPI_processed;
+		if (insert_plan_partitioned == NULL)
+		{
+			/* Generic plan: a custom plan would copy the (possibly huge) arrays into it. */
+			SPIPlanPtr	plan = SPI_prepare_cursor(insert_partitioned_sql, 9, argtypes,
+												  CURSOR_OPT_GENERIC_PLAN);
+
+			if (plan == NULL)
+				elog(ERROR, "SPI_prepare failed for meter.ingest: %s", SPI_result_code_string(SPI_result));
+			if (SPI_keepplan(plan) != 0)
+				elog(ERROR, "SPI_keepplan failed");
+			insert_plan_partitioned = plan;
+		}
+		inserted = execute_partitioned(insert_plan_partitioned, values);
+		SPI_finish();
+		return inserted;
 	}
+	if (distributed)
+		propagate_scope(b->tenant, b->environment);
+	rc = SPI_execute_plan(insert_plan(distributed), values, NULL, false, 0);
+	if (rc != (distributed ? SPI_OK_SELECT : SPI_OK_INSERT))
+		elog(ERROR, "meter.ingest: insert failed: %s", SPI_result_code_string(rc));
+	if (distributed)
+	{
+		bool		isnull;
+
+		inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	else
+		inserted = SPI_processed;
 	SPI_finish();
 	return inserted;
 }

@@ -9,6 +9,12 @@
  *
  * Compaction lock: one per meter, held by the transaction that folds the meter's pending
  * rows, so that no two transactions ever fold the same rows.
+ *
+ * Both are local to a server. On a Citus cluster that is enough: they are taken on the node
+ * that holds the tenant's shards, where every party runs — the tracking trigger of every
+ * write of the tenant's events, compaction, and the recomputation of a changed meter
+ * (the catalog trigger on that node's placement, and the functions forwarded there:
+ * forward.h).
  */
 #ifndef METER_LOCKS_H
 #define METER_LOCKS_H

@@ -24,6 +24,7 @@
 #include "event_value.h"
 #include "filters.h"
 #include "meter_cache.h"
+#include "meter_def.h"
 #include "scope.h"
 
 /*
@@ -139,56 +140,26 @@ meter_explain_match(PG_FUNCTION_ARGS)
 	char	   *meter_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *event_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	Jsonb	   *properties = PG_GETARG_JSONB_P(2);
-	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Datum		args[3];
-	HeapTuple	row;
-	TupleDesc	desc;
-	bool		isnull;
-	char	   *status;
-	char	   *meter_event;
+	MeterDef   *m = meter_def_find(meter_id, scope_tenant(), scope_environment(), NULL);
 	char	   *reason;
-	char	   *result;
-	Aggregation *agg;
 
-	args[0] = PG_GETARG_DATUM(0);
-	args[1] = CStringGetTextDatum(scope_tenant());
-	args[2] = CStringGetTextDatum(scope_environment());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT status, event_name, filters, aggregation FROM meter.meters"
-							  " WHERE id OPERATOR(pg_catalog.=) $1"
-							  " AND tenant_id OPERATOR(pg_catalog.=) $2"
-							  " AND environment_id OPERATOR(pg_catalog.=) $3"
-							  " AND status OPERATOR(pg_catalog.<>) 'deleted'::meter.status",
-							  3, types, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "looking up the meter failed");
-	if (SPI_processed == 0)
+	if (m == NULL || strcmp(m->status, "deleted") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("meter \"%s\" not found", meter_id),
 				 errhint("meter.list_meters() lists the meters of the current tenant and environment.")));
-	row = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	status = SPI_getvalue(row, desc, 1);
-	meter_event = SPI_getvalue(row, desc, 2);
-	if (strcmp(status, "published") != 0)
-		reason = psprintf("meter \"%s\" is %s: it counts no new events", meter_id, status);
-	else if (strcmp(meter_event, event_name) != 0)
+	if (strcmp(m->status, "published") != 0)
+		reason = psprintf("meter \"%s\" is %s: it counts no new events", meter_id, m->status);
+	else if (strcmp(m->event_name, event_name) != 0)
 		reason = psprintf("event name \"%s\" is not the meter's event name \"%s\"",
-						  event_name, meter_event);
+						  event_name, m->event_name);
 	else
 	{
-		Filters    *filters = filters_unpack((struct varlena *) DatumGetPointer(SPI_getbinval(row, desc, 3, &isnull)));
-
-		agg = aggregation_unpack((struct varlena *) DatumGetPointer(SPI_getbinval(row, desc, 4, &isnull)));
-		reason = filters_explain(filters, properties);
+		reason = filters_explain(m->filters, properties);
 		if (reason == NULL)
-			reason = event_value_explain(agg, properties);
+			reason = event_value_explain(m->agg, properties);
 		if (reason == NULL)
 			reason = psprintf("the event counts for meter \"%s\"", meter_id);
 	}
-	result = SPI_palloc(strlen(reason) + 1);
-	strcpy(result, reason);
-	SPI_finish();
-	PG_RETURN_TEXT_P(cstring_to_text(result));
+	PG_RETURN_TEXT_P(cstring_to_text(reason));
 }

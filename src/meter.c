@@ -7,6 +7,7 @@
 #include "fmgr.h"
 
 #include "meter_cache.h"
+#include "placement.h"
 #include "scope.h"
 #include "seal.h"
 #include "settings.h"
@@ -24,4 +25,5 @@ _PG_init(void)
 	meter_cache_register();
 	seal_register();
 	statement_end_register();
+	placement_register();
 }

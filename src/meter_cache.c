@@ -25,6 +25,7 @@
 #include "utils/snapmgr.h"
 
 #include "meter_cache.h"
+#include "store.h"
 
 /* A cache that grows past this many keys (event names × scopes) starts over. */
 #define MAX_CACHED_KEYS 10000
@@ -46,7 +47,6 @@ static HTAB *cache = NULL;
 static TupleDesc cache_tupdesc = NULL;
 static Oid	meters_relid = InvalidOid;
 static bool cache_valid = false;
-static SPIPlanPtr load_plan = NULL;
 
 static uint32
 cache_key_hash(const void *key, Size keysize)
@@ -394,27 +394,10 @@ load_meters(MeterSet *set, const char *tenant, const char *environment,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (load_plan == NULL)
-	{
-		Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
-		SPIPlanPtr	plan = SPI_prepare(
-									   "SELECT * FROM meter.meters"
-									   " WHERE tenant_id OPERATOR(pg_catalog.=) $1"
-									   " AND environment_id OPERATOR(pg_catalog.=) $2"
-									   " AND event_name OPERATOR(pg_catalog.=) $3"
-									   " AND status OPERATOR(pg_catalog.=) 'published'::meter.status"
-									   " ORDER BY id COLLATE \"C\"", 3, types);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		load_plan = plan;
-	}
 	args[0] = CStringGetTextDatum(tenant);
 	args[1] = CStringGetTextDatum(environment);
 	args[2] = CStringGetTextDatum(event_name);
-	rc = SPI_execute_snapshot(load_plan, args, NULL, GetLatestSnapshot(),
-							  InvalidSnapshot, true, false, 0);
+	rc = store_exec(STORE_LOAD_METERS, args, NULL, GetLatestSnapshot(), true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "loading meters failed: %s", SPI_result_code_string(rc));
 

@@ -10,8 +10,8 @@
 
 #include "meter_def.h"
 #include "scope.h"
+#include "store.h"
 
-static SPIPlanPtr find_plan = NULL;
 
 MeterDef *
 meter_def_find(const char *id, const char *tenant, const char *environment, Snapshot snap)
@@ -23,26 +23,10 @@ meter_def_find(const char *id, const char *tenant, const char *environment, Snap
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (find_plan == NULL)
-	{
-		Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
-		SPIPlanPtr	p = SPI_prepare("SELECT id, tenant_id, environment_id, event_name, aggregation,"
-									" filters, status::pg_catalog.text,"
-									" reset_usage OPERATOR(pg_catalog.=) 'NEVER'::meter.reset_usage"
-									" FROM meter.meters WHERE id OPERATOR(pg_catalog.=) $1"
-									" AND tenant_id OPERATOR(pg_catalog.=) $2"
-									" AND environment_id OPERATOR(pg_catalog.=) $3", 3, types);
-
-		if (p == NULL)
-			elog(ERROR, "meter: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		find_plan = p;
-	}
-	args[0] = CStringGetTextDatum(id);
-	args[1] = CStringGetTextDatum(tenant);
-	args[2] = CStringGetTextDatum(environment);
-	rc = SPI_execute_snapshot(find_plan, args, NULL, snap ? snap : InvalidSnapshot,
-							  InvalidSnapshot, true, false, 1);
+	args[0] = CStringGetTextDatum(tenant);
+	args[1] = CStringGetTextDatum(environment);
+	args[2] = CStringGetTextDatum(id);
+	rc = store_exec(STORE_FIND_METER, args, NULL, snap, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "meter: reading meter \"%s\" failed", id);
 	if (SPI_processed == 1)

@@ -7,6 +7,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -16,7 +17,10 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "placement.h"
 #include "raw.h"
+#include "scope.h"
+#include "store.h"
 
 #define RAW_BATCH 1000
 
@@ -29,10 +33,7 @@ raw_tracked_tables(int *n, Snapshot snap)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_snapshot(SPI_prepare("SELECT relid::pg_catalog.oid FROM meter.tracked_tables"
-										  " ORDER BY 1", 0, NULL),
-							  NULL, NULL, snap ? snap : InvalidSnapshot, InvalidSnapshot,
-							  true, false, 0);
+	rc = store_exec(STORE_TRACKED_TABLES, NULL, NULL, snap, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "meter: reading the tracked tables failed");
 	out = MemoryContextAlloc(caller, sizeof(Oid) * (SPI_processed + 1));
@@ -48,11 +49,44 @@ raw_tracked_tables(int *n, Snapshot snap)
 }
 
 static char *
+table_name(Oid table)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(table)),
+									  get_rel_name(table));
+}
+
+/*
+ * The relations to read: the source, or every tracked table that still exists (a table
+ * dropped meanwhile has no events left to count), each as the relation that holds its
+ * rows in the current placement (its co-located shard on a Citus worker).
+ */
+static Oid *
+scan_tables(const RawScan *scan, Snapshot snap, int *n)
+{
+	Placement  *p = placement_current();
+	Oid		   *tables;
+	int			ntables;
+
+	if (OidIsValid(scan->source))
+	{
+		tables = palloc(sizeof(Oid));
+		tables[0] = scan->source;
+		ntables = 1;
+	}
+	else
+		tables = raw_tracked_tables(&ntables, snap);
+	*n = 0;
+	for (int t = 0; t < ntables; t++)
+		if (get_rel_name(tables[t]) != NULL)
+			tables[(*n)++] = placement_local_table(p, tables[t]);
+	return tables;
+}
+
+static char *
 scan_sql(Oid table, const RawScan *scan)
 {
 	StringInfoData sql;
-	char	   *name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(table)),
-												  get_rel_name(table));
+	char	   *name = table_name(table);
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
@@ -133,14 +167,7 @@ raw_scan(const RawScan *scan, const TimestampTz *lo, const TimestampTz *hi, int 
 
 	if (nranges == 0)
 		return;
-	if (OidIsValid(scan->source))
-	{
-		tables = palloc(sizeof(Oid));
-		tables[0] = scan->source;
-		ntables = 1;
-	}
-	else
-		tables = raw_tracked_tables(&ntables, snap);
+	tables = scan_tables(scan, snap, &ntables);
 	los = palloc(sizeof(Datum) * nranges);
 	his = palloc(sizeof(Datum) * nranges);
 	for (int i = 0; i < nranges; i++)
@@ -159,10 +186,84 @@ raw_scan(const RawScan *scan, const TimestampTz *lo, const TimestampTz *hi, int 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	for (int t = 0; t < ntables; t++)
+		scan_table(tables[t], scan, args, snap, caller, visit, arg);
+	SPI_finish();
+}
+
+TimestampTz
+raw_first_before(const RawScan *scan, TimestampTz before)
+{
+	static const Oid types[4] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		args[4];
+	int			ntables;
+	Oid		   *tables = scan_tables(scan, NULL, &ntables);
+	TimestampTz first = DT_NOEND;
+
+	args[0] = CStringGetTextDatum(scan->tenant);
+	args[1] = CStringGetTextDatum(scan->environment);
+	args[2] = CStringGetTextDatum(scan->event_name);
+	args[3] = TimestampTzGetDatum(before);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	for (int t = 0; t < ntables; t++)
 	{
-		/* A table dropped meanwhile has no events left to count. */
-		if (get_rel_name(tables[t]) != NULL)
-			scan_table(tables[t], scan, args, snap, caller, visit, arg);
+		char	   *sql = psprintf("SELECT pg_catalog.min(\"timestamp\") FROM %s"
+								   " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND environment_id OPERATOR(pg_catalog.=) $2"
+								   " AND event_name OPERATOR(pg_catalog.=) $3 AND \"timestamp\" OPERATOR(pg_catalog.<) $4",
+								   table_name(tables[t]));
+
+		if (SPI_execute_with_args(sql, 4, (Oid *) types, args, NULL, true, 1) == SPI_OK_SELECT &&
+			SPI_processed == 1)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			if (!isnull)
+				first = Min(first, DatumGetTimestampTz(d));
+		}
 	}
 	SPI_finish();
+	return first;
+}
+
+/*
+ * meter.event_sources() → SETOF regclass: the relations that hold the current scope's raw
+ * events — every tracked table that exists, or on a Citus worker each one's shard of the
+ * tenant's group. For verify's SQL oracle, which reads them by name.
+ */
+PG_FUNCTION_INFO_V1(meter_event_sources);
+Datum
+meter_event_sources(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Placement  *p = placement_of_tenant(scope_tenant());
+	Placement  *previous;
+	RawScan		scan = {0};
+	Oid		   *volatile tables = NULL;
+	int			n = 0;
+
+	if (p == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the shards of tenant \"%s\" are not on this node", scope_tenant()),
+				 errhint("Call meter.verify(): it runs on the node that holds them.")));
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	previous = placement_enter(p);
+	PG_TRY();
+	{
+		tables = scan_tables(&scan, NULL, &n);
+	}
+	PG_FINALLY();
+	{
+		placement_leave(previous);
+	}
+	PG_END_TRY();
+	for (int i = 0; i < n; i++)
+	{
+		Datum		v = ObjectIdGetDatum(tables[i]);
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &v, &isnull);
+	}
+	return (Datum) 0;
 }

@@ -28,6 +28,10 @@ typedef void (*RawEventVisitor) (const EventRow *row, void *arg);
 extern void raw_scan(const RawScan *scan, const TimestampTz *lo, const TimestampTz *hi,
 					 int nranges, Snapshot snap, RawEventVisitor visit, void *arg);
 
+/* The earliest event of the scan (customers ignored) before `before`; DT_NOEND when
+ * there is none. */
+extern TimestampTz raw_first_before(const RawScan *scan, TimestampTz before);
+
 /* The tracked tables (meter.tracked_tables), in OID order; palloc'd. */
 extern Oid *raw_tracked_tables(int *n, Snapshot snap);
 

@@ -18,8 +18,10 @@
 
 #include "accumulate.h"
 #include "compaction.h"
+#include "forward.h"
 #include "legacy.h"
 #include "locks.h"
+#include "placement.h"
 #include "raw.h"
 #include "recompute.h"
 #include "scope.h"
@@ -173,12 +175,36 @@ is_published(HeapTuple row, TupleDesc desc)
 	return strcmp(column_text(row, desc, "status"), "published") == 0;
 }
 
+/* A meter row changed from old_row to new_row (either NULL): what its usage needs. */
+static void
+meter_changed(HeapTuple old_row, HeapTuple new_row, TupleDesc desc)
+{
+	if (new_row == NULL)
+		recompute_forget(column_text(old_row, desc, "tenant_id"),
+						 column_text(old_row, desc, "environment_id"),
+						 column_text(old_row, desc, "id"));
+	else if (is_published(new_row, desc) &&
+			 (old_row == NULL || !is_published(old_row, desc) ||
+			  column_changed(old_row, new_row, desc, "event_name") ||
+			  column_changed(old_row, new_row, desc, "aggregation") ||
+			  column_changed(old_row, new_row, desc, "filters")))
+		(void) recompute_meter(meter_def_from_row(new_row, desc));
+}
+
 /*
  * meter.on_meter_change() — AFTER INSERT OR UPDATE OR DELETE row trigger on
  * meter.meters: a created, redefined (event name, aggregation, filters) or re-published
  * meter is recomputed from the raw events in the same transaction; an archived one keeps
  * its usage frozen; a deleted row takes its stored usage with it. Inert while
  * meter.restoring is on (a restore brings the usage along).
+ *
+ * On a Citus cluster meter.meters is a reference table: a change made once, on the
+ * coordinator, is written to its placement on every node in one distributed
+ * transaction, and the trigger fires on each. The node that holds the tenant's shards
+ * recomputes there, against those shards (placement.h), in the same local transaction
+ * as its copy of the row — under its tenant lock, which the tracking trigger of every
+ * write of the tenant's events takes on that same node (locks.h); the other nodes do
+ * nothing.
  */
 PG_FUNCTION_INFO_V1(meter_on_meter_change);
 Datum
@@ -188,6 +214,8 @@ meter_on_meter_change(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	HeapTuple	old_row = NULL,
 				new_row = NULL;
+	Placement  *placement;
+	Placement  *previous;
 
 	if (legacy_schema())
 		return legacy_on_meter_change(fcinfo);	/* a 0.1.0 schema: legacy.c */
@@ -209,16 +237,19 @@ meter_on_meter_change(PG_FUNCTION_ARGS)
 	else
 		old_row = trig->tg_trigtuple;
 
-	if (new_row == NULL)
-		recompute_forget(column_text(old_row, desc, "tenant_id"),
-						 column_text(old_row, desc, "environment_id"),
-						 column_text(old_row, desc, "id"));
-	else if (is_published(new_row, desc) &&
-			 (old_row == NULL || !is_published(old_row, desc) ||
-			  column_changed(old_row, new_row, desc, "event_name") ||
-			  column_changed(old_row, new_row, desc, "aggregation") ||
-			  column_changed(old_row, new_row, desc, "filters")))
-		(void) recompute_meter(meter_def_from_row(new_row, desc));
+	placement = placement_of_tenant(column_text(new_row ? new_row : old_row, desc, "tenant_id"));
+	if (placement == NULL)
+		return PointerGetDatum(NULL);
+	previous = placement_enter(placement);
+	PG_TRY();
+	{
+		meter_changed(old_row, new_row, desc);
+	}
+	PG_FINALLY();
+	{
+		placement_leave(previous);
+	}
+	PG_END_TRY();
 	return PointerGetDatum(NULL);
 }
 
@@ -229,7 +260,6 @@ static char **
 published_meters(const char *tenant, const char *environment, const char *only, int *n)
 {
 	MemoryContext caller = CurrentMemoryContext;
-	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
 	Datum		args[3];
 	char		nulls[3] = {' ', ' ', only ? ' ' : 'n'};
 	char	  **ids;
@@ -239,11 +269,7 @@ published_meters(const char *tenant, const char *environment, const char *only, 
 	args[2] = only ? CStringGetTextDatum(only) : (Datum) 0;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT id FROM meter.meters WHERE tenant_id OPERATOR(pg_catalog.=) $1"
-							  " AND environment_id OPERATOR(pg_catalog.=) $2"
-							  " AND status OPERATOR(pg_catalog.=) 'published'::meter.status"
-							  " AND ($3 IS NULL OR id OPERATOR(pg_catalog.=) $3) ORDER BY id COLLATE \"C\"",
-							  3, types, args, nulls, true, 0) != SPI_OK_SELECT)
+	if (store_exec(STORE_PUBLISHED_METERS, args, nulls, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "meter: listing meters failed");
 	ids = MemoryContextAlloc(caller, sizeof(char *) * (SPI_processed + 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -256,7 +282,6 @@ published_meters(const char *tenant, const char *environment, const char *only, 
 static int64
 count_rollups(const MeterDef *m)
 {
-	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
 	Datum		args[3];
 	bool		isnull;
 	int64		n;
@@ -266,23 +291,16 @@ count_rollups(const MeterDef *m)
 	args[2] = CStringGetTextDatum(m->id);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT pg_catalog.count(*) FROM meter.rollups"
-							  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND environment_id OPERATOR(pg_catalog.=) $2"
-							  " AND meter_id OPERATOR(pg_catalog.=) $3", 3, types, args, NULL, false, 0) != SPI_OK_SELECT)
+	if (store_exec(STORE_COUNT_ROLLUPS, args, NULL, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "meter: counting rollups failed");
 	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	return n;
 }
 
-/*
- * meter.rebuild(meter_id text DEFAULT NULL) → SETOF meter.rebuilt(meter_id, events,
- * rollups): recompute one published meter of the current scope, or all of them, from the
- * raw events of every tracked table; one row per meter recomputed.
- */
-PG_FUNCTION_INFO_V1(meter_rebuild);
-Datum
-meter_rebuild(PG_FUNCTION_ARGS)
+/* meter.rebuild, run where the tenant's rows are (forward.h). */
+static Datum
+rebuild_here(FunctionCallInfo fcinfo)
 {
 	const char *tenant = scope_tenant();
 	const char *environment = scope_environment();
@@ -311,8 +329,21 @@ meter_rebuild(PG_FUNCTION_ARGS)
 }
 
 /*
+ * meter.rebuild(meter_id text DEFAULT NULL) → SETOF meter.rebuilt(meter_id, events,
+ * rollups): recompute one published meter of the current scope, or all of them, from the
+ * raw events of every tracked table; one row per meter recomputed.
+ */
+PG_FUNCTION_INFO_V1(meter_rebuild);
+Datum
+meter_rebuild(PG_FUNCTION_ARGS)
+{
+	return forward_run(fcinfo, rebuild_here);
+}
+
+/*
  * meter.rebuild_all() → bigint: every published meter of every tenant and environment
- * recomputed (the tracked tables changed); returns how many.
+ * recomputed (the tracked tables changed); returns how many. Each scope is rebuilt by
+ * meter.rebuild() inside that scope: where its rows are (forward.h).
  */
 PG_FUNCTION_INFO_V1(meter_rebuild_all);
 Datum
@@ -327,9 +358,7 @@ meter_rebuild_all(PG_FUNCTION_ARGS)
 		return legacy_rebuild_all(fcinfo);	/* a 0.1.0 schema: legacy.c */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT DISTINCT tenant_id, environment_id FROM meter.meters"
-					" WHERE status OPERATOR(pg_catalog.=) 'published'::meter.status"
-					" ORDER BY 1, 2", true, 0) != SPI_OK_SELECT)
+	if (store_exec(STORE_PUBLISHED_SCOPES, NULL, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "meter: listing scopes failed");
 	nscopes = (int) SPI_processed;
 	tenants = SPI_palloc(sizeof(char *) * (nscopes + 1));
@@ -341,14 +370,13 @@ meter_rebuild_all(PG_FUNCTION_ARGS)
 	}
 	for (int i = 0; i < nscopes; i++)
 	{
-		int			n;
-		char	  **ids = published_meters(tenants[i], environments[i], NULL, &n);
+		int			level = scope_enter(tenants[i], environments[i]);
+		bool		isnull;
 
-		for (int j = 0; j < n; j++)
-		{
-			(void) recompute_meter(meter_def_find(ids[j], tenants[i], environments[i], NULL));
-			rebuilt++;
-		}
+		if (SPI_execute("SELECT pg_catalog.count(*) FROM meter.rebuild(NULL)", false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "meter: rebuilding a scope failed");
+		rebuilt += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		scope_leave(level);
 	}
 	SPI_finish();
 	PG_RETURN_INT64(rebuilt);

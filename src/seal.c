@@ -6,6 +6,7 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
@@ -18,9 +19,11 @@
 
 #include "buckets.h"
 #include "compaction.h"
+#include "forward.h"
 #include "locks.h"
 #include "scope.h"
 #include "seal.h"
+#include "store.h"
 
 typedef struct SealEntry
 {
@@ -50,21 +53,15 @@ seal_register(void)
 static TimestampTz
 load_seal(const char *tenant, const char *environment)
 {
-	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		args[2];
 	TimestampTz before = DT_NOBEGIN;
 	bool		isnull;
-	SPIPlanPtr	plan;
 
 	args[0] = CStringGetTextDatum(tenant);
 	args[1] = CStringGetTextDatum(environment);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	plan = SPI_prepare("SELECT pg_catalog.max(sealed_before) FROM meter.seals"
-					   " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND environment_id OPERATOR(pg_catalog.=) $2",
-					   2, types);
-	if (plan == NULL ||
-		SPI_execute_snapshot(plan, args, NULL, GetLatestSnapshot(), InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
+	if (store_exec(STORE_SEAL_OF, args, NULL, GetLatestSnapshot(), true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "meter: reading the seals failed");
 	if (SPI_processed == 1)
 	{
@@ -115,11 +112,49 @@ seal_of(const char *tenant, const char *environment)
 }
 
 /*
+ * The scope made ready for a seal at `before`: the tenant's in-flight ingestion finishes
+ * first (the tenant's exclusive lock, held until commit), the seal may not move back, and
+ * everything pending is folded (marked slots are recomputed from the raw events while
+ * they are still there).
+ */
+static Datum
+seal_fold_here(FunctionCallInfo fcinfo)
+{
+	const char *tenant = scope_tenant();
+	const char *environment = scope_environment();
+	TimestampTz before = PG_GETARG_TIMESTAMPTZ(0);
+	TimestampTz current;
+
+	tenant_lock_exclusive(tenant);
+	current = seal_of(tenant, environment);
+	if (before < current)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("seal cannot move back"),
+				 errdetail("The scope is sealed before %s already.", timestamptz_to_str(current)),
+				 errhint("Sealed usage is billed usage: it stays frozen.")));
+	(void) compaction_run_scope(tenant, environment);
+	PG_RETURN_VOID();
+}
+
+/*
+ * meter.seal_fold(before timestamptz): internal, the first half of meter.seal(), run
+ * where the tenant's rows are (forward.h).
+ */
+PG_FUNCTION_INFO_V1(meter_seal_fold);
+Datum
+meter_seal_fold(PG_FUNCTION_ARGS)
+{
+	return forward_run(fcinfo, seal_fold_here);
+}
+
+/*
  * meter.seal(before timestamptz) → timestamptz: seal the current scope's usage before
  * `before` (a 15-minute boundary, not earlier than the current seal). Waits for the
- * scope's in-flight ingestion, folds everything pending (marked slots are recomputed from
- * the raw events while they are still there), then records the seal (sealing at the
- * current seal again records nothing: a retried billing job succeeds); returns it.
+ * scope's in-flight ingestion, folds everything pending (meter.seal_fold: marked slots are
+ * recomputed from the raw events while they are still there), then records the seal
+ * (sealing at the current seal again records nothing: a retried billing job succeeds);
+ * returns it. The trigger on meter.seals tells every backend's seal cache.
  */
 PG_FUNCTION_INFO_V1(meter_seal);
 Datum
@@ -128,8 +163,7 @@ meter_seal(PG_FUNCTION_ARGS)
 	const char *tenant = scope_tenant();
 	const char *environment = scope_environment();
 	TimestampTz before;
-	TimestampTz current;
-	Oid			types[4] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID};
+	Oid			types[1] = {TIMESTAMPTZOID};
 	Datum		args[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 
@@ -145,27 +179,39 @@ meter_seal(PG_FUNCTION_ARGS)
 				 errmsg("seal time must fall on a 15-minute boundary"),
 				 errdetail("Usage is kept per 15-minute slot; a slot cannot be half sealed."),
 				 errhint("Seal at a period boundary such as midnight, e.g. date_trunc('hour', …).")));
-	tenant_lock_exclusive(tenant);
-	current = seal_of(tenant, environment);
-	if (before < current)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("seal cannot move back"),
-				 errdetail("The scope is sealed before %s already.", timestamptz_to_str(current)),
-				 errhint("Sealed usage is billed usage: it stays frozen.")));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT meter.compact()", false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "meter: compacting before sealing failed");
+	args[0] = TimestampTzGetDatum(before);
+	if (SPI_execute_with_args("SELECT meter.seal_fold($1)", 1, types, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "meter: folding before sealing failed");
 	args[0] = CStringGetTextDatum(tenant);
 	args[1] = CStringGetTextDatum(environment);
 	args[2] = TimestampTzGetDatum(before);
 	args[3] = scope_user() ? CStringGetTextDatum(scope_user()) : (Datum) 0;
 	nulls[3] = scope_user() ? ' ' : 'n';
-	if (SPI_execute_with_args("INSERT INTO meter.seals (tenant_id, environment_id, sealed_before, sealed_by)"
-							  " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4, types, args, nulls, false, 0) != SPI_OK_INSERT)
+	if (store_exec(STORE_INSERT_SEAL, args, nulls, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "meter: recording the seal failed");
 	SPI_finish();
-	CacheInvalidateRelcacheByRelid(get_relname_relid("seals", get_namespace_oid("meter", false)));
 	PG_RETURN_TIMESTAMPTZ(before);
+}
+
+/*
+ * meter.seals_changed() — AFTER statement trigger of meter.seals (and, on a Citus
+ * cluster, of its placement on every node): every backend of this node drops its cached
+ * seals once the change commits.
+ */
+PG_FUNCTION_INFO_V1(meter_seals_changed);
+Datum
+meter_seals_changed(PG_FUNCTION_ARGS)
+{
+	Oid			nsp = get_namespace_oid("meter", true);
+	Oid			seals = OidIsValid(nsp) ? get_relname_relid("seals", nsp) : InvalidOid;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("meter.seals_changed() must be called as a trigger")));
+	if (OidIsValid(seals))
+		CacheInvalidateRelcacheByRelid(seals);
+	return PointerGetDatum(NULL);
 }

@@ -1,135 +1,267 @@
 /*
  * store.c — the engine's tables and the statements on them (see store.h). Every
- * statement is prepared once per backend and kept; keys are passed as arrays, so a
- * compaction is a handful of statements whatever its size. Rows found by a fetch are
- * updated or deleted by their ctid (no join the planner could turn into a scan).
+ * statement is prepared once per backend and placement (placement.h) and kept; keys are
+ * passed as arrays, so a compaction is a handful of statements whatever its size. Rows
+ * found by a fetch are updated or deleted by their ctid (no join the planner could turn
+ * into a scan): in a placement of a Citus cluster the statements name the tenant's own
+ * shards, so a ctid is always a row of the one relation the statement reads.
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "placement.h"
 #include "slotset.h"
 #include "store.h"
 
-typedef struct StorePlan
+/*
+ * Every statement on the engine's tables, written once with the tables as tokens
+ * (@pending@, …) that name them in the placement the statement runs in (placement.h):
+ * the tables themselves on one server, the tenant's shards and the local placements of
+ * the reference tables on a Citus worker. Prepared once per placement and kept.
+ */
+typedef struct StoreSql
 {
 	const char *sql;
 	int			nargs;
 	Oid			types[8];
-	SPIPlanPtr	plan;
-} StorePlan;
+} StoreSql;
 
 #define SCOPE_WHERE "tenant_id OPERATOR(pg_catalog.=) $1 AND environment_id OPERATOR(pg_catalog.=) $2" \
 	" AND meter_id OPERATOR(pg_catalog.=) $3"
+#define METER_SCOPE_WHERE "tenant_id OPERATOR(pg_catalog.=) $1 AND environment_id OPERATOR(pg_catalog.=) $2"
 
-static StorePlan append_pending_plan = {
-	"INSERT INTO meter.pending (tenant_id, environment_id, meter_id, first_day, last_day, entries, data)"
-	" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7))",
-	7, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, DATEARRAYOID, DATEARRAYOID, INT4ARRAYOID, BYTEAARRAYOID}
+static const char *const table_tokens[ENGINE_NTABLES] = {
+	[ENGINE_METERS] = "@meters@",
+	[ENGINE_SEALS] = "@seals@",
+	[ENGINE_TRACKED_TABLES] = "@tracked_tables@",
+	[ENGINE_EVENTS] = "@events@",
+	[ENGINE_PENDING] = "@pending@",
+	[ENGINE_ROLLUPS] = "@rollups@",
+	[ENGINE_SEALED_SKIPS] = "@sealed_skips@",
 };
 
-static StorePlan sealed_skip_plan = {
-	"INSERT INTO meter.sealed_skips (tenant_id, environment_id, meter_id, customer_id,"
-	" external_customer_id, slot, events) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-	7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID}
-};
-
-static StorePlan list_pending_plan = {
-	"SELECT ctid, pg_catalog.octet_length(data) FROM meter.pending WHERE " SCOPE_WHERE
-	" ORDER BY first_day, last_day",
-	3, {TEXTOID, TEXTOID, TEXTOID}
-};
-
-static StorePlan take_pending_plan = {
-	"DELETE FROM meter.pending WHERE ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING data",
-	1, {TIDARRAYOID}
-};
-
-static StorePlan fetch_plan = {
-	"SELECT r.ctid, r.shard, r.day, r.data"
-	" FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5)) AS k(s, d)"
-	" CROSS JOIN LATERAL (SELECT r.ctid, r.* FROM meter.rollups r WHERE r." SCOPE_WHERE
-	"  AND r.shard OPERATOR(pg_catalog.=) k.s AND r.day OPERATOR(pg_catalog.=) k.d) AS r",
-	5, {TEXTOID, TEXTOID, TEXTOID, INT2ARRAYOID, DATEARRAYOID}
-};
-
-static StorePlan insert_plan = {
-	"INSERT INTO meter.rollups (tenant_id, environment_id, meter_id, shard, day, data)"
-	" SELECT $1, $2, $3, k.s, k.d, k.data"
-	" FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) AS k(s, d, data)",
-	6, {TEXTOID, TEXTOID, TEXTOID, INT2ARRAYOID, DATEARRAYOID, BYTEAARRAYOID}
-};
-
-static StorePlan update_plan = {
-	"UPDATE meter.rollups r SET data = k.data"
-	" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS k(t, data)"
-	" WHERE r.ctid OPERATOR(pg_catalog.=) k.t",
-	2, {TIDARRAYOID, BYTEAARRAYOID}
-};
-
-static StorePlan delete_plan = {
-	"DELETE FROM meter.rollups WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)",
-	1, {TIDARRAYOID}
-};
-
-static StorePlan forget_plan = {
-	"WITH p AS (DELETE FROM meter.pending WHERE " SCOPE_WHERE " AND last_day OPERATOR(pg_catalog.>=) $4)"
-	" DELETE FROM meter.rollups WHERE " SCOPE_WHERE " AND day OPERATOR(pg_catalog.>=) $4",
-	4, {TEXTOID, TEXTOID, TEXTOID, DATEOID}
-};
-
-static StorePlan read_plan = {
-	"SELECT shard, day, data FROM meter.rollups WHERE " SCOPE_WHERE
-	" AND shard OPERATOR(pg_catalog.=) ANY ($4)"
-	" AND day OPERATOR(pg_catalog.>=) $5 AND day OPERATOR(pg_catalog.<=) $6",
-	6, {TEXTOID, TEXTOID, TEXTOID, INT2ARRAYOID, DATEOID, DATEOID}
-};
-
-static StorePlan read_pending_plan = {
-	"SELECT NULL::pg_catalog.int2, first_day, data FROM meter.pending WHERE " SCOPE_WHERE
-	" AND last_day OPERATOR(pg_catalog.>=) $4 AND first_day OPERATOR(pg_catalog.<=) $5",
-	5, {TEXTOID, TEXTOID, TEXTOID, DATEOID, DATEOID}
+static const StoreSql statements[STORE_NSTATEMENTS] = {
+	[STORE_APPEND_PENDING] = {
+		"INSERT INTO @pending@ (tenant_id, environment_id, meter_id, first_day, last_day, entries, data)"
+		" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7))",
+		7, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, DATEARRAYOID, DATEARRAYOID, INT4ARRAYOID, BYTEAARRAYOID}
+	},
+	[STORE_SEALED_SKIP] = {
+		"INSERT INTO @sealed_skips@ (tenant_id, environment_id, meter_id, customer_id,"
+		" external_customer_id, slot, events) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+		7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID}
+	},
+	[STORE_LIST_PENDING] = {
+		"SELECT ctid, pg_catalog.octet_length(data) FROM @pending@ WHERE " SCOPE_WHERE
+		" ORDER BY first_day, last_day",
+		3, {TEXTOID, TEXTOID, TEXTOID}
+	},
+	[STORE_TAKE_PENDING] = {
+		"DELETE FROM @pending@ WHERE ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING data",
+		1, {TIDARRAYOID}
+	},
+	[STORE_FETCH] = {
+		"SELECT r.ctid, r.shard, r.day, r.data"
+		" FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5)) AS k(s, d)"
+		" CROSS JOIN LATERAL (SELECT r.ctid, r.* FROM @rollups@ r WHERE r." SCOPE_WHERE
+		"  AND r.shard OPERATOR(pg_catalog.=) k.s AND r.day OPERATOR(pg_catalog.=) k.d) AS r",
+		5, {TEXTOID, TEXTOID, TEXTOID, INT2ARRAYOID, DATEARRAYOID}
+	},
+	[STORE_INSERT] = {
+		"INSERT INTO @rollups@ (tenant_id, environment_id, meter_id, shard, day, data)"
+		" SELECT $1, $2, $3, k.s, k.d, k.data"
+		" FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) AS k(s, d, data)",
+		6, {TEXTOID, TEXTOID, TEXTOID, INT2ARRAYOID, DATEARRAYOID, BYTEAARRAYOID}
+	},
+	[STORE_UPDATE] = {
+		"UPDATE @rollups@ r SET data = k.data"
+		" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS k(t, data)"
+		" WHERE r.ctid OPERATOR(pg_catalog.=) k.t",
+		2, {TIDARRAYOID, BYTEAARRAYOID}
+	},
+	[STORE_DELETE] = {
+		"DELETE FROM @rollups@ WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)",
+		1, {TIDARRAYOID}
+	},
+	[STORE_FORGET] = {
+		"WITH p AS (DELETE FROM @pending@ WHERE " SCOPE_WHERE " AND last_day OPERATOR(pg_catalog.>=) $4)"
+		" DELETE FROM @rollups@ WHERE " SCOPE_WHERE " AND day OPERATOR(pg_catalog.>=) $4",
+		4, {TEXTOID, TEXTOID, TEXTOID, DATEOID}
+	},
+	[STORE_READ] = {
+		"SELECT shard, day, data FROM @rollups@ WHERE " SCOPE_WHERE
+		" AND shard OPERATOR(pg_catalog.=) ANY ($4)"
+		" AND day OPERATOR(pg_catalog.>=) $5 AND day OPERATOR(pg_catalog.<=) $6",
+		6, {TEXTOID, TEXTOID, TEXTOID, INT2ARRAYOID, DATEOID, DATEOID}
+	},
+	[STORE_READ_PENDING] = {
+		"SELECT NULL::pg_catalog.int2, first_day, data FROM @pending@ WHERE " SCOPE_WHERE
+		" AND last_day OPERATOR(pg_catalog.>=) $4 AND first_day OPERATOR(pg_catalog.<=) $5",
+		5, {TEXTOID, TEXTOID, TEXTOID, DATEOID, DATEOID}
+	},
+	[STORE_FIRST_DAY] = {
+		"SELECT pg_catalog.least((SELECT pg_catalog.min(day) FROM @rollups@ WHERE " SCOPE_WHERE
+		"  AND shard OPERATOR(pg_catalog.=) (-1)::pg_catalog.int2),"
+		" (SELECT pg_catalog.min(first_day) FROM @pending@ WHERE " SCOPE_WHERE "))",
+		3, {TEXTOID, TEXTOID, TEXTOID}
+	},
+	[STORE_PENDING_METERS] = {
+		"SELECT DISTINCT meter_id FROM @pending@ WHERE " METER_SCOPE_WHERE " ORDER BY 1",
+		2, {TEXTOID, TEXTOID}
+	},
+	[STORE_COUNT_ROLLUPS] = {
+		"SELECT pg_catalog.count(*) FROM @rollups@ WHERE " SCOPE_WHERE,
+		3, {TEXTOID, TEXTOID, TEXTOID}
+	},
+	[STORE_SEALED_SKIPS] = {
+		"SELECT meter_id, customer_id, external_customer_id, slot,"
+		" pg_catalog.sum(events)::pg_catalog.int8, 'sealed period'"
+		" FROM @sealed_skips@ WHERE " METER_SCOPE_WHERE " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+		2, {TEXTOID, TEXTOID}
+	},
+	[STORE_LOAD_METERS] = {
+		"SELECT * FROM @meters@ WHERE " METER_SCOPE_WHERE
+		" AND event_name OPERATOR(pg_catalog.=) $3"
+		" AND status OPERATOR(pg_catalog.=) 'published'::meter.status"
+		" ORDER BY id COLLATE \"C\"",
+		3, {TEXTOID, TEXTOID, TEXTOID}
+	},
+	[STORE_FIND_METER] = {
+		"SELECT id, tenant_id, environment_id, event_name, aggregation, filters, status::pg_catalog.text,"
+		" reset_usage OPERATOR(pg_catalog.=) 'NEVER'::meter.reset_usage"
+		" FROM @meters@ WHERE id OPERATOR(pg_catalog.=) $3 AND " METER_SCOPE_WHERE,
+		3, {TEXTOID, TEXTOID, TEXTOID}
+	},
+	[STORE_SCOPE_METERS] = {
+		"SELECT id FROM @meters@ WHERE " METER_SCOPE_WHERE
+		" AND status OPERATOR(pg_catalog.<>) 'deleted'::meter.status ORDER BY id COLLATE \"C\"",
+		2, {TEXTOID, TEXTOID}
+	},
+	[STORE_PUBLISHED_METERS] = {
+		"SELECT id FROM @meters@ WHERE " METER_SCOPE_WHERE
+		" AND status OPERATOR(pg_catalog.=) 'published'::meter.status"
+		" AND ($3 IS NULL OR id OPERATOR(pg_catalog.=) $3) ORDER BY id COLLATE \"C\"",
+		3, {TEXTOID, TEXTOID, TEXTOID}
+	},
+	[STORE_PUBLISHED_SCOPES] = {
+		"SELECT DISTINCT tenant_id, environment_id FROM @meters@"
+		" WHERE status OPERATOR(pg_catalog.=) 'published'::meter.status ORDER BY 1, 2",
+		0, {0}
+	},
+	[STORE_SEAL_OF] = {
+		"SELECT pg_catalog.max(sealed_before) FROM @seals@ WHERE " METER_SCOPE_WHERE,
+		2, {TEXTOID, TEXTOID}
+	},
+	[STORE_INSERT_SEAL] = {
+		"INSERT INTO @seals@ (tenant_id, environment_id, sealed_before, sealed_by) VALUES ($1, $2, $3, $4)"
+		" ON CONFLICT DO NOTHING",
+		4, {TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID}
+	},
+	[STORE_REGISTERED] = {
+		/* a partition of a tracked table is tracked with it */
+		"SELECT 1 FROM @tracked_tables@ WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY"
+		" (ARRAY[$1, pg_catalog.pg_partition_root($1)::pg_catalog.oid])",
+		1, {OIDOID}
+	},
+	[STORE_REGISTERED_EXACTLY] = {
+		"SELECT 1 FROM @tracked_tables@ WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+		1, {OIDOID}
+	},
+	[STORE_TRACKED_TABLES] = {
+		"SELECT relid::pg_catalog.oid FROM @tracked_tables@ ORDER BY 1",
+		0, {0}
+	},
+	[STORE_UNREGISTER] = {
+		"DELETE FROM @tracked_tables@ WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+		1, {OIDOID}
+	},
+	[STORE_UNREGISTER_DROPPED] = {
+		"DELETE FROM @tracked_tables@ t WHERE NOT meter.table_exists(t.relid::pg_catalog.oid)",
+		0, {0}
+	},
 };
 
 /* ── Running statements ──────────────────────────────────────────────────────────── */
 
-static SPIPlanPtr
-prepared(StorePlan *p)
+/* The statement's SQL with the placement's relations in place of the tokens. */
+static char *
+expand(const char *sql, const Placement *p)
 {
-	if (p->plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(p->sql, p->nargs, p->types);
+	StringInfoData out;
+	const char *s = sql;
 
-		if (plan == NULL)
-			elog(ERROR, "meter: preparing \"%s\" failed: %s", p->sql,
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		p->plan = plan;
+	initStringInfo(&out);
+	while (*s)
+	{
+		const char *at = strchr(s, '@');
+		int			t;
+
+		if (at == NULL)
+		{
+			appendStringInfoString(&out, s);
+			break;
+		}
+		appendBinaryStringInfo(&out, s, (int) (at - s));
+		for (t = 0; t < ENGINE_NTABLES; t++)
+			if (strncmp(at, table_tokens[t], strlen(table_tokens[t])) == 0)
+				break;
+		if (t == ENGINE_NTABLES)
+			elog(ERROR, "meter: unknown table token in \"%s\"", sql);
+		appendStringInfoString(&out, p->name[t]);
+		s = at + strlen(table_tokens[t]);
 	}
-	return p->plan;
+	return out.data;
 }
 
-/* Run a prepared statement (SPI connected), in snap when given, else in the current
- * snapshot (read_only: the caller's snapshot as it is). */
-static void
-run(StorePlan *p, Datum *args, const char *nulls, Snapshot snap, bool read_only, int expect)
+/* The statement prepared for the current placement (SPI connected). */
+static SPIPlanPtr
+prepared(StoreStatement st)
 {
-	int			rc;
+	Placement  *p = placement_current();
 
+	StaticAssertStmt(STORE_NSTATEMENTS <= PLACEMENT_MAX_PLANS, "room for every statement");
+	if (p->plans[st] == NULL)
+	{
+		char	   *sql = expand(statements[st].sql, p);
+		SPIPlanPtr	plan = SPI_prepare(sql, statements[st].nargs, (Oid *) statements[st].types);
+
+		if (plan == NULL)
+			elog(ERROR, "meter: preparing \"%s\" failed: %s", sql,
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		p->plans[st] = plan;
+	}
+	return p->plans[st];
+}
+
+int
+store_exec(StoreStatement st, Datum *args, const char *nulls, Snapshot snap, bool read_only,
+		   long count)
+{
 	if (snap != NULL)
-		rc = SPI_execute_snapshot(prepared(p), args, nulls, snap, InvalidSnapshot,
-								  read_only, false, 0);
-	else
-		rc = SPI_execute_plan(prepared(p), args, nulls, read_only, 0);
+		return SPI_execute_snapshot(prepared(st), args, nulls, snap, InvalidSnapshot,
+									read_only, false, count);
+	return SPI_execute_plan(prepared(st), args, nulls, read_only, count);
+}
+
+/* Run a statement (SPI connected), in snap when given, else in the current snapshot
+ * (read_only: the caller's snapshot as it is); error unless it returns expect. */
+static void
+run(StoreStatement st, Datum *args, const char *nulls, Snapshot snap, bool read_only, int expect)
+{
+	int			rc = store_exec(st, args, nulls, snap, read_only, 0);
+
 	if (rc != expect)
-		elog(ERROR, "meter: \"%s\" failed: %s", p->sql, SPI_result_code_string(rc));
+		elog(ERROR, "meter: \"%s\" failed: %s", statements[st].sql, SPI_result_code_string(rc));
 }
 
 static void
@@ -238,7 +370,7 @@ store_append_sealed_skip(const char *tenant, const char *environment, const char
 	args[5] = TimestampTzGetDatum(key->slot);
 	args[6] = Int64GetDatum(events);
 	connect();
-	run(&sealed_skip_plan, args, NULL, NULL, false, SPI_OK_INSERT);
+	run(STORE_SEALED_SKIP, args, NULL, NULL, false, SPI_OK_INSERT);
 	SPI_finish();
 }
 
@@ -270,7 +402,7 @@ store_append_pending(PendingRow *rows, int n)
 	for (int c = 0; c < 7; c++)
 		args[c] = array_of(items[c], NULL, n, elem[c]);
 	(void) cols;
-	run(&append_pending_plan, args, NULL, NULL, false, SPI_OK_INSERT);
+	run(STORE_APPEND_PENDING, args, NULL, NULL, false, SPI_OK_INSERT);
 	SPI_finish();
 }
 
@@ -286,7 +418,7 @@ store_take_pending(const MeterScope *m, Snapshot snap, Size max_bytes,
 
 	connect();
 	scope_args(m, args);
-	run(&list_pending_plan, args, NULL, snap, false, SPI_OK_SELECT);
+	run(STORE_LIST_PENDING, args, NULL, snap, false, SPI_OK_SELECT);
 	tids = palloc(sizeof(Datum) * (SPI_processed + 1));
 	for (uint64 i = 0; i < SPI_processed && (n == 0 || bytes < max_bytes); i++)
 	{
@@ -301,7 +433,7 @@ store_take_pending(const MeterScope *m, Snapshot snap, Size max_bytes,
 		MemoryContext spi;
 
 		darg[0] = array_of(tids, NULL, n, TIDOID);
-		run(&take_pending_plan, darg, NULL, snap, false, SPI_OK_DELETE_RETURNING);
+		run(STORE_TAKE_PENDING, darg, NULL, snap, false, SPI_OK_DELETE_RETURNING);
 		spi = MemoryContextSwitchTo(caller);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -342,7 +474,7 @@ store_fetch(const MeterScope *m, StoredRow *keys, int n, Snapshot snap,
 	scope_args(m, args);
 	args[3] = array_of(sh, NULL, n, INT2OID);
 	args[4] = array_of(d, NULL, n, DATEOID);
-	run(&fetch_plan, args, NULL, snap, false, SPI_OK_SELECT);
+	run(STORE_FETCH, args, NULL, snap, false, SPI_OK_SELECT);
 	visit_rows(caller, true, visit, arg);
 	SPI_finish();
 }
@@ -385,14 +517,14 @@ store_put(const MeterScope *m, StoredRow *rows, int n, Snapshot snap)
 
 		args[0] = array_of(utid, NULL, nu, TIDOID);
 		args[1] = array_of(udata, NULL, nu, BYTEAOID);
-		run(&update_plan, args, NULL, snap, false, SPI_OK_UPDATE);
+		run(STORE_UPDATE, args, NULL, snap, false, SPI_OK_UPDATE);
 	}
 	if (nd > 0)
 	{
 		Datum		args[1];
 
 		args[0] = array_of(dtid, NULL, nd, TIDOID);
-		run(&delete_plan, args, NULL, snap, false, SPI_OK_DELETE);
+		run(STORE_DELETE, args, NULL, snap, false, SPI_OK_DELETE);
 	}
 	if (ni > 0)
 	{
@@ -402,7 +534,7 @@ store_put(const MeterScope *m, StoredRow *rows, int n, Snapshot snap)
 		args[3] = array_of(ish, NULL, ni, INT2OID);
 		args[4] = array_of(iday, NULL, ni, DATEOID);
 		args[5] = array_of(idata, NULL, ni, BYTEAOID);
-		run(&insert_plan, args, NULL, snap, false, SPI_OK_INSERT);
+		run(STORE_INSERT, args, NULL, snap, false, SPI_OK_INSERT);
 	}
 	SPI_finish();
 }
@@ -415,7 +547,7 @@ store_forget(const MeterScope *m, DateADT from_day, Snapshot snap)
 	connect();
 	scope_args(m, args);
 	args[3] = DateADTGetDatum(from_day);
-	run(&forget_plan, args, NULL, snap, false, SPI_OK_DELETE);
+	run(STORE_FORGET, args, NULL, snap, false, SPI_OK_DELETE);
 	SPI_finish();
 }
 
@@ -436,7 +568,7 @@ store_read(const MeterScope *m, const int16 *shards, int nshards, DateADT day_lo
 	args[3] = array_of(sh, NULL, nshards, INT2OID);
 	args[4] = DateADTGetDatum(day_lo);
 	args[5] = DateADTGetDatum(day_hi);
-	run(&read_plan, args, NULL, NULL, true, SPI_OK_SELECT);
+	run(STORE_READ, args, NULL, NULL, true, SPI_OK_SELECT);
 	visit_rows(caller, false, visit, arg);
 	SPI_finish();
 }
@@ -452,7 +584,7 @@ store_read_pending(const MeterScope *m, DateADT day_lo, DateADT day_hi,
 	scope_args(m, args);
 	args[3] = DateADTGetDatum(day_lo);
 	args[4] = DateADTGetDatum(day_hi);
-	run(&read_pending_plan, args, NULL, NULL, true, SPI_OK_SELECT);
+	run(STORE_READ_PENDING, args, NULL, NULL, true, SPI_OK_SELECT);
 	visit_rows(caller, false, visit, arg);
 	SPI_finish();
 }

@@ -8,13 +8,79 @@
  * Rows hold a stored slot set (slotset.h). A few customers' days per row keep the rows
  * few (one index entry serves many customers) and a customer's usage a read of one
  * shard per day. Reads run in the caller's snapshot; the compactor passes its own.
+ * ("Shard" here is a customer shard of a meter's rows; a Citus shard is a placement's
+ * relation: placement.h.) Every statement names its tables through the current placement:
+ * the tables themselves on one server, a tenant's shards on a Citus worker.
  */
 #ifndef METER_STORE_H
 #define METER_STORE_H
 
+#include "executor/spi.h"
 #include "storage/itemptr.h"
 #include "utils/date.h"
 #include "utils/snapshot.h"
+
+/*
+ * Every statement on the engine's tables (store.c holds their SQL, written once with the
+ * tables as tokens, and prepares them per placement: placement.h). Most are run by the
+ * functions below; the others by the module that reads their rows, through store_exec.
+ */
+typedef enum StoreStatement
+{
+	/* the tracking trigger and compaction (the functions below) */
+	STORE_APPEND_PENDING,
+	STORE_SEALED_SKIP,
+	STORE_LIST_PENDING,
+	STORE_TAKE_PENDING,
+	STORE_FETCH,
+	STORE_INSERT,
+	STORE_UPDATE,
+	STORE_DELETE,
+	STORE_FORGET,
+	STORE_READ,
+	STORE_READ_PENDING,
+	/* $1 tenant, $2 environment, $3 meter id: the first day with stored usage */
+	STORE_FIRST_DAY,
+	/* $1 tenant, $2 environment: meter ids with pending rows, in order */
+	STORE_PENDING_METERS,
+	/* $1 tenant, $2 environment, $3 meter id: count(*) of compacted rows */
+	STORE_COUNT_ROLLUPS,
+	/* $1 tenant, $2 environment: (meter_id, customer_id, external_customer_id, slot,
+	 * events, 'sealed period') of the sealed skips */
+	STORE_SEALED_SKIPS,
+	/* the catalog: $1 tenant, $2 environment, $3 event name: the published meters (rows
+	 * of meter.meters) by id */
+	STORE_LOAD_METERS,
+	/* $1 tenant, $2 environment, $3 id: (id, tenant_id, environment_id, event_name,
+	 * aggregation, filters, status, reset_usage = NEVER) */
+	STORE_FIND_METER,
+	/* $1 tenant, $2 environment: ids of the meters not deleted, in order */
+	STORE_SCOPE_METERS,
+	/* $1 tenant, $2 environment, $3 id or NULL: ids of the published meters, in order */
+	STORE_PUBLISHED_METERS,
+	/* (tenant_id, environment_id) of every scope with a published meter */
+	STORE_PUBLISHED_SCOPES,
+	/* $1 tenant, $2 environment: max(sealed_before) */
+	STORE_SEAL_OF,
+	/* $1 tenant, $2 environment, $3 sealed_before, $4 sealed_by */
+	STORE_INSERT_SEAL,
+	/* the registry: $1 relation: tracked itself or as a partition of a tracked table */
+	STORE_REGISTERED,
+	/* $1 relation: tracked itself */
+	STORE_REGISTERED_EXACTLY,
+	/* the tracked tables' OIDs, in order */
+	STORE_TRACKED_TABLES,
+	/* $1 relation: leaves the registry */
+	STORE_UNREGISTER,
+	/* tracked tables that no longer exist leave the registry */
+	STORE_UNREGISTER_DROPPED,
+	STORE_NSTATEMENTS
+} StoreStatement;
+
+/* Run a statement in the current placement (SPI connected by the caller; rows in
+ * SPI_tuptable): in snap when given, else in the current snapshot. Returns SPI's code. */
+extern int	store_exec(StoreStatement st, Datum *args, const char *nulls, Snapshot snap,
+					   bool read_only, long count);
 
 /* Customer shards per meter and day; -1 is the all-customers row. Part of the stored
  * layout: changing it needs a rebuild. */

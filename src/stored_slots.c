@@ -18,6 +18,7 @@
 #include "executor/spi.h"
 
 #include "buckets.h"
+#include "forward.h"
 #include "meter_def.h"
 #include "scope.h"
 #include "slotset.h"
@@ -130,16 +131,9 @@ maxima_json(const Partial *p, bool *isnull)
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
 }
 
-/*
- * meter.stored_slots(meter_id text, totals boolean) → TABLE(customer_id, external_customer_id,
- * slot, dims, marked, events, n, sum, sum_vt, best, best_at, uniques, maxima): the meter's
- * stored partial states (compacted + pending) per customer (or, totals, for all
- * customers: customer ids NULL), slot and dimensions. marked: a pending change asked for
- * the slot to be recomputed from the raw events (usage reads those raw events meanwhile).
- */
-PG_FUNCTION_INFO_V1(meter_stored_slots);
-Datum
-meter_stored_slots(PG_FUNCTION_ARGS)
+/* meter.stored_slots, run where the tenant's rows are (forward.h). */
+static Datum
+stored_slots_here(FunctionCallInfo fcinfo)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MeterDef   *m = meter_def_get(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)));
@@ -189,12 +183,25 @@ meter_stored_slots(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/*
+ * meter.stored_slots(meter_id text, totals boolean) → TABLE(customer_id, external_customer_id,
+ * slot, dims, marked, events, n, sum, sum_vt, best, best_at, uniques, maxima): the meter's
+ * stored partial states (compacted + pending) per customer (or, totals, for all
+ * customers: customer ids NULL), slot and dimensions. marked: a pending change asked for
+ * the slot to be recomputed from the raw events (usage reads those raw events meanwhile).
+ */
+PG_FUNCTION_INFO_V1(meter_stored_slots);
+Datum
+meter_stored_slots(PG_FUNCTION_ARGS)
+{
+	return forward_run(fcinfo, stored_slots_here);
+}
+
 /* The meters of the current scope that are not deleted, by id. */
 static char **
 scope_meters(int *n)
 {
 	MemoryContext caller = CurrentMemoryContext;
-	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		args[2];
 	char	  **ids;
 
@@ -202,10 +209,7 @@ scope_meters(int *n)
 	args[1] = CStringGetTextDatum(scope_environment());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT id FROM meter.meters WHERE tenant_id OPERATOR(pg_catalog.=) $1"
-							  " AND environment_id OPERATOR(pg_catalog.=) $2"
-							  " AND status OPERATOR(pg_catalog.<>) 'deleted'::meter.status ORDER BY id COLLATE \"C\"",
-							  2, types, args, NULL, true, 0) != SPI_OK_SELECT)
+	if (store_exec(STORE_SCOPE_METERS, args, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "meter: listing meters failed");
 	ids = MemoryContextAlloc(caller, sizeof(char *) * (SPI_processed + 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -219,33 +223,22 @@ scope_meters(int *n)
 static void
 sealed_skips(ReturnSetInfo *rsinfo)
 {
-	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		args[2];
 
 	args[0] = CStringGetTextDatum(scope_tenant());
 	args[1] = CStringGetTextDatum(scope_environment());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT meter_id, customer_id, external_customer_id, slot,"
-							  " pg_catalog.sum(events)::pg_catalog.int8, 'sealed period'"
-							  " FROM meter.sealed_skips WHERE tenant_id OPERATOR(pg_catalog.=) $1"
-							  " AND environment_id OPERATOR(pg_catalog.=) $2 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
-							  2, types, args, NULL, true, 0) != SPI_OK_SELECT)
+	if (store_exec(STORE_SEALED_SKIPS, args, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "meter: reading the sealed skips failed");
 	for (uint64 i = 0; i < SPI_processed; i++)
 		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
 	SPI_finish();
 }
 
-/*
- * meter.skips() → TABLE(meter_id, customer_id, external_customer_id, bucket, skipped,
- * reason): per meter of the current scope, customer and 15-minute slot, the events the
- * meter matched but could not use (no usable value for its field or expression). The
- * view meter.skipped shows it.
- */
-PG_FUNCTION_INFO_V1(meter_skips);
-Datum
-meter_skips(PG_FUNCTION_ARGS)
+/* meter.skips, run where the tenant's rows are (forward.h). */
+static Datum
+skips_here(FunctionCallInfo fcinfo)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			nmeters;
@@ -292,4 +285,17 @@ meter_skips(PG_FUNCTION_ARGS)
 	}
 	sealed_skips(rsinfo);
 	return (Datum) 0;
+}
+
+/*
+ * meter.skips() → TABLE(meter_id, customer_id, external_customer_id, bucket, skipped,
+ * reason): per meter of the current scope, customer and 15-minute slot, the events the
+ * meter matched but could not use (no usable value for its field or expression). The
+ * view meter.skipped shows it.
+ */
+PG_FUNCTION_INFO_V1(meter_skips);
+Datum
+meter_skips(PG_FUNCTION_ARGS)
+{
+	return forward_run(fcinfo, skips_here);
 }

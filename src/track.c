@@ -13,6 +13,8 @@
  * matter and writers never wait for each other. Past a threshold the writer compacts, at
  * the end of its statement (statement_end.c). While meter.restoring is on the trigger
  * counts nothing: a restore loads events whose usage the dump already holds.
+ * On a Citus cluster it fires on the shards, on the workers, and works in the shard's
+ * placement (placement.h): the co-located shards of the same tenants on that node.
  */
 #include "postgres.h"
 
@@ -33,8 +35,10 @@
 #include "legacy.h"
 #include "locks.h"
 #include "meter_cache.h"
+#include "placement.h"
 #include "seal.h"
 #include "settings.h"
+#include "store.h"
 #include "track.h"
 
 /* What a trigger call site knows about its table (fn_extra). */
@@ -68,17 +72,12 @@ relation_display_name(Relation rel)
 static bool
 table_registered(Oid relid)
 {
-	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1] = {ObjectIdGetDatum(relid)};
 	bool		found;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	/* A partition of a tracked table is tracked with it. */
-	if (SPI_execute_with_args("SELECT 1 FROM meter.tracked_tables"
-							  " WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY"
-							  " (ARRAY[$1, pg_catalog.pg_partition_root($1)::pg_catalog.oid])",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+	if (store_exec(STORE_REGISTERED, args, NULL, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "meter: reading the tracked tables failed");
 	found = SPI_processed > 0;
 	SPI_finish();
@@ -97,7 +96,8 @@ tracked_table(FunctionCallInfo fcinfo, Relation rel)
 
 	if (t == NULL || t->relid != RelationGetRelid(rel))
 	{
-		if (!table_registered(RelationGetRelid(rel)))
+		/* On a Citus worker rel is a shard: the registry names its table. */
+		if (!table_registered(placement_logical_of(RelationGetRelid(rel))))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("table %s is not tracked", relation_display_name(rel)),
@@ -289,27 +289,22 @@ check_trigger_protocol(FunctionCallInfo fcinfo)
 						 RelationGetRelationName(trig->tg_relation))));
 }
 
-/*
- * meter.track_usage() — the trigger function keeping usage exact (SPEC §7). Attach it
- * with meter.track(table); see the file header for how it works.
- */
-PG_FUNCTION_INFO_V1(meter_track_usage);
-Datum
-meter_track_usage(PG_FUNCTION_ARGS)
+/* The rows of one firing, in the placement of the trigger's relation. */
+static void
+track_statement(FunctionCallInfo fcinfo, TriggerData *trig)
 {
-	TriggerData *trig;
-	Relation	rel;
-	TupleDesc	desc;
+	Relation	rel = trig->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
 	TrackState	state = {0};
 
-	if (legacy_schema())
-		return legacy_track_usage(fcinfo);	/* a 0.1.0 schema: legacy.c */
-	check_trigger_protocol(fcinfo);
-	if (meter_restoring)
-		return PointerGetDatum(NULL);
-	trig = (TriggerData *) fcinfo->context;
-	rel = trig->tg_relation;
-	desc = RelationGetDescr(rel);
+	/*
+	 * Citus creates a table's TRUNCATE triggers on its shards when it distributes the
+	 * table, and DROP TRIGGER (meter.untrack) does not reach them: on the shard of a table
+	 * no longer tracked there is nothing to count out.
+	 */
+	if (TRIGGER_FIRED_BY_TRUNCATE(trig->tg_event) && placement_current()->shardid != 0 &&
+		!table_registered(placement_logical_of(RelationGetRelid(rel))))
+		return;
 	state.cols = tracked_table(fcinfo, rel);
 	state.acc = accumulator_create();
 	state.row_context = AllocSetContextCreate(CurrentMemoryContext, "meter track row",
@@ -345,5 +340,41 @@ meter_track_usage(PG_FUNCTION_ARGS)
 	accumulator_flush(state.acc);
 	accumulator_destroy(state.acc);
 	MemoryContextDelete(state.row_context);
+}
+
+/*
+ * meter.track_usage() — the trigger function keeping usage exact (SPEC §7). Attach it
+ * with meter.track(table); see the file header for how it works. On a Citus cluster it
+ * fires on the shards, on the nodes that hold them, and works on each shard's co-located
+ * shards there (placement.h); on a distributed table itself (Citus fires TRUNCATE
+ * triggers there too) it does nothing: its shards' triggers count the rows.
+ */
+PG_FUNCTION_INFO_V1(meter_track_usage);
+Datum
+meter_track_usage(PG_FUNCTION_ARGS)
+{
+	TriggerData *trig;
+	Placement  *placement;
+	Placement  *previous;
+
+	if (legacy_schema())
+		return legacy_track_usage(fcinfo);	/* a 0.1.0 schema: legacy.c */
+	check_trigger_protocol(fcinfo);
+	if (meter_restoring)
+		return PointerGetDatum(NULL);
+	trig = (TriggerData *) fcinfo->context;
+	placement = placement_of_relation(RelationGetRelid(trig->tg_relation));
+	if (placement == NULL)
+		return PointerGetDatum(NULL);
+	previous = placement_enter(placement);
+	PG_TRY();
+	{
+		track_statement(fcinfo, trig);
+	}
+	PG_FINALLY();
+	{
+		placement_leave(previous);
+	}
+	PG_END_TRY();
 	return PointerGetDatum(NULL);
 }

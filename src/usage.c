@@ -69,22 +69,17 @@ history_start(const UsageRequest *r)
 {
 	MeterDef   *m = r->meter;
 	TimestampTz t0 = r->start;
-	int			rc;
-	char	   *sql;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	if (!r->from_events)
 	{
-		sql = psprintf("SELECT least((SELECT min(day) FROM meter.rollups WHERE shard = -1 AND tenant_id = %s"
-					   " AND environment_id = %s AND meter_id = %s),"
-					   " (SELECT min(first_day) FROM meter.pending WHERE tenant_id = %s"
-					   " AND environment_id = %s AND meter_id = %s))",
-					   quote_literal_cstr(m->tenant), quote_literal_cstr(m->environment),
-					   quote_literal_cstr(m->id), quote_literal_cstr(m->tenant),
-					   quote_literal_cstr(m->environment), quote_literal_cstr(m->id));
-		rc = SPI_execute(sql, true, 1);
-		if (rc == SPI_OK_SELECT && SPI_processed == 1)
+		Datum		args[3];
+
+		args[0] = CStringGetTextDatum(m->tenant);
+		args[1] = CStringGetTextDatum(m->environment);
+		args[2] = CStringGetTextDatum(m->id);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (store_exec(STORE_FIRST_DAY, args, NULL, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 		{
 			bool		isnull;
 			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -92,43 +87,21 @@ history_start(const UsageRequest *r)
 			if (!isnull && !DATE_NOT_FINITE(DatumGetDateADT(d)))
 				t0 = Min(t0, (TimestampTz) DatumGetDateADT(d) * USECS_PER_DAY);
 		}
+		SPI_finish();
 	}
 	else
 	{
-		int			ntables;
-		Oid		   *tables = OidIsValid(r->source) ? &((Oid *) palloc(sizeof(Oid)))[0] : NULL;
+		RawScan		scan = {0};
+		TimestampTz first;
 
-		if (tables != NULL)
-		{
-			tables[0] = r->source;
-			ntables = 1;
-		}
-		else
-			tables = raw_tracked_tables(&ntables, NULL);
-		for (int i = 0; i < ntables; i++)
-		{
-			if (get_rel_name(tables[i]) == NULL)
-				continue;
-			sql = psprintf("SELECT min(\"timestamp\") FROM %s WHERE tenant_id = %s AND environment_id = %s"
-						   " AND event_name = %s AND \"timestamp\" < %s::pg_catalog.timestamptz",
-						   quote_qualified_identifier(get_namespace_name(get_rel_namespace(tables[i])),
-													  get_rel_name(tables[i])),
-						   quote_literal_cstr(m->tenant), quote_literal_cstr(m->environment),
-						   quote_literal_cstr(m->event_name),
-						   quote_literal_cstr(DatumGetCString(DirectFunctionCall1(timestamptz_out,
-																				  TimestampTzGetDatum(r->start)))));
-			rc = SPI_execute(sql, true, 1);
-			if (rc == SPI_OK_SELECT && SPI_processed == 1)
-			{
-				bool		isnull;
-				Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-				if (!isnull)
-					t0 = Min(t0, slot_start(DatumGetTimestampTz(d)));
-			}
-		}
+		scan.tenant = m->tenant;
+		scan.environment = m->environment;
+		scan.event_name = m->event_name;
+		scan.source = r->source;
+		first = raw_first_before(&scan, r->start);
+		if (first != DT_NOEND)
+			t0 = Min(t0, slot_start(first));
 	}
-	SPI_finish();
 	return t0;
 }
 

@@ -13,6 +13,7 @@
 #include "utils/timestamp.h"
 
 #include "event_table.h"
+#include "forward.h"
 #include "usage.h"
 #include "windows.h"
 
@@ -102,16 +103,9 @@ usage_rows(FunctionCallInfo fcinfo, UsageRequest *r)
 	return (Datum) 0;
 }
 
-/*
- * meter.usage(meter_id, start_time, end_time, customer_id, external_customer_id,
- * window_size, timezone, billing_anchor) → TABLE(window_start, window_end, value): usage
- * of a meter of the current scope per window over [start_time, end_time), served from
- * the stored partial states (raw events only for slots a boundary cuts). Not STRICT: the
- * optional arguments default to NULL.
- */
-PG_FUNCTION_INFO_V1(meter_usage);
-Datum
-meter_usage(PG_FUNCTION_ARGS)
+/* meter.usage, run where the tenant's rows are (forward.h). */
+static Datum
+usage_here(FunctionCallInfo fcinfo)
 {
 	UsageRequest r = {0};
 
@@ -123,12 +117,22 @@ meter_usage(PG_FUNCTION_ARGS)
 }
 
 /*
- * meter.usage_from_events(…the same…, source regclass) → the same answer from the raw
- * events only: every tracked table, or source (which need not be tracked).
+ * meter.usage(meter_id, start_time, end_time, customer_id, external_customer_id,
+ * window_size, timezone, billing_anchor) → TABLE(window_start, window_end, value): usage
+ * of a meter of the current scope per window over [start_time, end_time), served from
+ * the stored partial states (raw events only for slots a boundary cuts). Not STRICT: the
+ * optional arguments default to NULL.
  */
-PG_FUNCTION_INFO_V1(meter_usage_from_events);
+PG_FUNCTION_INFO_V1(meter_usage);
 Datum
-meter_usage_from_events(PG_FUNCTION_ARGS)
+meter_usage(PG_FUNCTION_ARGS)
+{
+	return forward_run(fcinfo, usage_here);
+}
+
+/* meter.usage_from_events, run where the tenant's rows are (forward.h). */
+static Datum
+usage_from_events_here(FunctionCallInfo fcinfo)
 {
 	UsageRequest r = {0};
 
@@ -139,4 +143,15 @@ meter_usage_from_events(PG_FUNCTION_ARGS)
 	r.from_events = true;
 	r.source = usage_source_arg(fcinfo, 8);
 	return usage_rows(fcinfo, &r);
+}
+
+/*
+ * meter.usage_from_events(…the same…, source regclass) → the same answer from the raw
+ * events only: every tracked table, or source (which need not be tracked).
+ */
+PG_FUNCTION_INFO_V1(meter_usage_from_events);
+Datum
+meter_usage_from_events(PG_FUNCTION_ARGS)
+{
+	return forward_run(fcinfo, usage_from_events_here);
 }

@@ -25,6 +25,7 @@
 
 #include "dims.h"
 #include "filters.h"
+#include "forward.h"
 #include "usage.h"
 
 /* ── Groups named by a string ────────────────────────────────────────────────────── */
@@ -272,6 +273,13 @@ usage_by_customer(FunctionCallInfo fcinfo, bool from_events)
 	return (Datum) 0;
 }
 
+/* meter.usage_by_customer, run where the tenant's rows are (forward.h). */
+static Datum
+usage_by_customer_here(FunctionCallInfo fcinfo)
+{
+	return usage_by_customer(fcinfo, false);
+}
+
 /*
  * meter.usage_by_customer(meter_id, start_time, end_time, window_size, timezone,
  * billing_anchor) → TABLE(customer_id, external_customer_id, window_start, window_end,
@@ -283,7 +291,14 @@ PG_FUNCTION_INFO_V1(meter_usage_by_customer);
 Datum
 meter_usage_by_customer(PG_FUNCTION_ARGS)
 {
-	return usage_by_customer(fcinfo, false);
+	return forward_run(fcinfo, usage_by_customer_here);
+}
+
+/* meter.usage_by_customer_from_events, run where the tenant's rows are (forward.h). */
+static Datum
+usage_by_customer_from_events_here(FunctionCallInfo fcinfo)
+{
+	return usage_by_customer(fcinfo, true);
 }
 
 /* meter.usage_by_customer_from_events(…the same…, source regclass): from the raw events. */
@@ -291,7 +306,7 @@ PG_FUNCTION_INFO_V1(meter_usage_by_customer_from_events);
 Datum
 meter_usage_by_customer_from_events(PG_FUNCTION_ARGS)
 {
-	return usage_by_customer(fcinfo, true);
+	return forward_run(fcinfo, usage_by_customer_from_events_here);
 }
 
 /* ── The meter's filter keys: what groups may refer to ───────────────────────────── */
@@ -469,6 +484,13 @@ usage_by_group(FunctionCallInfo fcinfo, bool from_events)
 	return (Datum) 0;
 }
 
+/* meter.usage_by_group, run where the tenant's rows are (forward.h). */
+static Datum
+usage_by_group_here(FunctionCallInfo fcinfo)
+{
+	return usage_by_group(fcinfo, false);
+}
+
 /*
  * meter.usage_by_group(meter_id, group_by text[], start_time, end_time, customer_id,
  * external_customer_id, window_size, timezone, billing_anchor) → TABLE(group_values
@@ -479,7 +501,14 @@ PG_FUNCTION_INFO_V1(meter_usage_by_group);
 Datum
 meter_usage_by_group(PG_FUNCTION_ARGS)
 {
-	return usage_by_group(fcinfo, false);
+	return forward_run(fcinfo, usage_by_group_here);
+}
+
+/* meter.usage_by_group_from_events, run where the tenant's rows are (forward.h). */
+static Datum
+usage_by_group_from_events_here(FunctionCallInfo fcinfo)
+{
+	return usage_by_group(fcinfo, true);
 }
 
 /* meter.usage_by_group_from_events(…the same…, source regclass): from the raw events. */
@@ -487,7 +516,7 @@ PG_FUNCTION_INFO_V1(meter_usage_by_group_from_events);
 Datum
 meter_usage_by_group_from_events(PG_FUNCTION_ARGS)
 {
-	return usage_by_group(fcinfo, true);
+	return forward_run(fcinfo, usage_by_group_from_events_here);
 }
 
 /* ── usage_by_filter_groups ──────────────────────────────────────────────────────── */
@@ -675,6 +704,13 @@ usage_by_filter_groups(FunctionCallInfo fcinfo, bool from_events)
 	return (Datum) 0;
 }
 
+/* meter.usage_by_filter_groups, run where the tenant's rows are (forward.h). */
+static Datum
+usage_by_filter_groups_here(FunctionCallInfo fcinfo)
+{
+	return usage_by_filter_groups(fcinfo, false);
+}
+
 /*
  * meter.usage_by_filter_groups(meter_id, groups jsonb, start_time, end_time, customer_id,
  * external_customer_id, window_size, timezone, billing_anchor) → TABLE(group_id,
@@ -685,7 +721,14 @@ PG_FUNCTION_INFO_V1(meter_usage_by_filter_groups);
 Datum
 meter_usage_by_filter_groups(PG_FUNCTION_ARGS)
 {
-	return usage_by_filter_groups(fcinfo, false);
+	return forward_run(fcinfo, usage_by_filter_groups_here);
+}
+
+/* meter.usage_by_filter_groups_from_events, run where the tenant's rows are (forward.h). */
+static Datum
+usage_by_filter_groups_from_events_here(FunctionCallInfo fcinfo)
+{
+	return usage_by_filter_groups(fcinfo, true);
 }
 
 /* meter.usage_by_filter_groups_from_events(…the same…, source regclass). */
@@ -693,5 +736,5 @@ PG_FUNCTION_INFO_V1(meter_usage_by_filter_groups_from_events);
 Datum
 meter_usage_by_filter_groups_from_events(PG_FUNCTION_ARGS)
 {
-	return usage_by_filter_groups(fcinfo, true);
+	return forward_run(fcinfo, usage_by_filter_groups_from_events_here);
 }

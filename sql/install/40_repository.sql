@@ -408,7 +408,10 @@ BEGIN
 				DETAIL = 'The meter id is NULL.',
 				HINT = 'Pass the id of a meter; meter.list_meters() shows the meters of the current scope.';
 	END IF;
-	UPDATE meter.meters AS m SET status = 'archived'
+	-- The stamps are set here as well as by the catalog trigger: on a Citus cluster the
+	-- statement carries them, evaluated once, on the coordinator (README "Scaling out").
+	UPDATE meter.meters AS m SET status = 'archived', updated_at = pg_catalog.now(),
+		updated_by = meter.current_user_id()
 	WHERE m.id = disable_meter.id AND m.tenant_id = tenant AND m.environment_id = environment
 		AND m.status = 'published'
 	RETURNING m.* INTO changed;
@@ -455,7 +458,8 @@ BEGIN
 				DETAIL = 'update_meter replaces the meter''s filters with the ones given.',
 				HINT = 'Use ''[]'' for a meter that counts every event of its event name.';
 	END IF;
-	UPDATE meter.meters AS m SET filters = update_meter.filters
+	UPDATE meter.meters AS m SET filters = update_meter.filters, updated_at = pg_catalog.now(),
+		updated_by = meter.current_user_id()
 	WHERE m.id = update_meter.id AND m.tenant_id = tenant AND m.environment_id = environment
 		AND m.status <> 'deleted'
 	RETURNING m.* INTO changed;

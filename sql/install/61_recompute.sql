@@ -62,6 +62,13 @@ $$;
 COMMENT ON FUNCTION meter.oracle_matches_value(jsonb, text[]) IS
 	'Internal (verify): does a JSON value match a filter''s values, in SQL alone';
 
+-- The relations that hold the current scope's raw events: every tracked table that exists
+-- (on a Citus worker, each one's shard of the tenant's group).
+CREATE FUNCTION meter.event_sources() RETURNS SETOF regclass
+	AS 'MODULE_PATHNAME', 'meter_event_sources' LANGUAGE C STABLE;
+COMMENT ON FUNCTION meter.event_sources() IS
+	'Internal (verify): the relations holding the current scope''s raw events (every tracked table, or its shard on a Citus worker)';
+
 CREATE FUNCTION meter.expected_slots(meter_id text, totals boolean DEFAULT false)
 RETURNS TABLE (customer_id text, external_customer_id text, slot timestamptz, dims text,
 	events bigint, n bigint, sum numeric, sum_vt numeric, best numeric, best_at timestamptz,
@@ -86,7 +93,7 @@ BEGIN
 		'e."timestamp" AS ts, COALESCE(e.properties, ''{}'') AS p FROM %s AS e '
 		'WHERE e.tenant_id = $1 AND e.environment_id = $2 AND e.event_name = $3', t.relid), ' UNION ALL '),
 		'SELECT NULL::text, NULL::text, NULL::timestamptz, NULL::jsonb WHERE false')
-	INTO events_q FROM meter.tracked_tables t WHERE to_regclass(t.relid::text) IS NOT NULL;
+	INTO events_q FROM meter.event_sources() t(relid);
 	FOREACH k IN ARRAY keys LOOP
 		match_q := match_q || format(' AND meter.oracle_matches_value(r.p -> %L, %L::text[])',
 			k, meter.filter_values(m.filters, k));

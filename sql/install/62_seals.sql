@@ -30,6 +30,17 @@ COMMENT ON TABLE meter.sealed_skips IS
 	'Events written into sealed time that a meter matched but did not count';
 CREATE INDEX sealed_skips_meter_idx ON meter.sealed_skips (tenant_id, environment_id, meter_id);
 
+-- Every change of the seals reaches every backend's seal cache (on a Citus cluster: of
+-- every node, through the trigger on each placement).
+CREATE FUNCTION meter.seals_changed() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'meter_seals_changed' LANGUAGE C;
+COMMENT ON FUNCTION meter.seals_changed() IS
+	'Trigger of meter.seals: invalidates the seal caches of every backend of the node';
+CREATE TRIGGER seals_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON meter.seals
+	FOR EACH STATEMENT EXECUTE FUNCTION meter.seals_changed();
+COMMENT ON TRIGGER seals_changed ON meter.seals IS
+	'Every change of the seals reaches every backend''s seal cache';
+
 ALTER TABLE meter.seals ENABLE ROW LEVEL SECURITY;
 ALTER TABLE meter.sealed_skips ENABLE ROW LEVEL SECURITY;
 CREATE POLICY seals_scope ON meter.seals
@@ -40,6 +51,13 @@ CREATE POLICY sealed_skips_scope ON meter.sealed_skips
 		AND environment_id OPERATOR(pg_catalog.=) COALESCE(pg_catalog.current_setting('meter.environment_id', true), ''));
 SELECT pg_catalog.pg_extension_config_dump('meter.seals', '');
 SELECT pg_catalog.pg_extension_config_dump('meter.sealed_skips', '');
+
+CREATE FUNCTION meter.seal_fold("before" timestamptz) RETURNS void
+	AS 'MODULE_PATHNAME', 'meter_seal_fold' LANGUAGE C VOLATILE STRICT
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION meter.seal_fold(timestamptz) IS
+	'Internal (meter.seal): waits for the scope''s in-flight ingestion, checks the seal does not move back, '
+	'folds everything pending; where the tenant''s rows are';
 
 CREATE FUNCTION meter.seal("before" timestamptz) RETURNS timestamptz
 	AS 'MODULE_PATHNAME', 'meter_seal' LANGUAGE C VOLATILE

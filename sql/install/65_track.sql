@@ -71,6 +71,11 @@ DECLARE
 	m record;
 	lvl boolean;
 BEGIN
+	-- On a Citus cluster: where the tenant's rows are, in one snapshot (src/forward.h).
+	IF meter.tenant_elsewhere() THEN
+		RETURN QUERY SELECT * FROM meter.verify_at(verify.meter_id, t, e);
+		RETURN;
+	END IF;
 	IF verify.meter_id IS NOT NULL THEN
 		PERFORM meter.get_meter(verify.meter_id);
 	END IF;
@@ -165,7 +170,33 @@ BEGIN
 		RAISE NOTICE 'table % is tracked as a partition of %', tbl, pg_partition_root(tbl);
 		RETURN;
 	END IF;
+	-- Citus creates a table's TRUNCATE triggers on its shards only when they exist before
+	-- the table is distributed (and DROP TRIGGER leaves them there): meter.track
+	-- distributes the tables it tracks itself, and takes back one it tracked before.
+	IF meter.distributed() THEN
+		IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = tbl)
+			AND EXISTS (SELECT 1 FROM pg_catalog.run_command_on_shards(tbl,
+				$q$SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgrelid = '%s'::pg_catalog.regclass
+					AND tgname LIKE 'meter\_track\_truncate\_%%'$q$) r
+				WHERE NOT r.success OR r.result <> '1') THEN
+			RAISE EXCEPTION 'table % is distributed already', tbl USING ERRCODE = '55000',
+				DETAIL = 'Its shards lack the tracking trigger for TRUNCATE, which Citus creates on the '
+					'shards only when the table is distributed.',
+				HINT = format('Run SELECT undistribute_table(%L) first: meter.track() distributes it, co-located with meter.events.', tbl);
+		END IF;
+	END IF;
+	-- On a Citus cluster: one connection per node for the whole transaction, so that the
+	-- recomputation below, which runs on the workers, sees everything this transaction did
+	-- there (the triggers, the shards and rows of the distributed table, the registry).
+	IF meter.distributed() THEN
+		PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+	END IF;
 	PERFORM meter.attach_triggers(t.relid) FROM meter.table_tree(tbl) t;
+	-- On a Citus cluster the table joins meter.events' co-location group (its triggers
+	-- then fire on its shards, where the tenant's usage is kept).
+	IF meter.distributed() THEN
+		PERFORM meter.distribute_table(tbl);
+	END IF;
 	INSERT INTO meter.tracked_tables (relid) VALUES (tbl);
 	-- The table's existing events now count: bring every meter in line.
 	PERFORM meter.rebuild_all();
@@ -183,6 +214,9 @@ BEGIN
 	IF NOT EXISTS (SELECT 1 FROM meter.tracked_tables WHERE relid = tbl) THEN
 		RAISE EXCEPTION 'table % is not tracked', tbl USING ERRCODE = '22023',
 			HINT = 'SELECT relid FROM meter.tracked_tables lists the tracked tables.';
+	END IF;
+	IF meter.distributed() THEN
+		PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
 	END IF;
 	PERFORM meter.detach_triggers(t.relid) FROM meter.table_tree(tbl) t;
 	DELETE FROM meter.tracked_tables WHERE relid = tbl;

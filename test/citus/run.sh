@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
 # The Citus test (SPEC §9, issue 11): a coordinator and two workers on loopback ports of
-# their own, `citus` and `meter` created on every node, the workers added, then the
-# scenario (test/citus/scenario.py) run against the coordinator. Everything is stopped
-# and removed on exit.
+# their own, `citus` and `meter` created on every node, the workers added, and a fourth,
+# plain server without Citus (`single`) for the same workload on one server; then the
+# scenario (test/citus/scenario.py), which runs the workload on both and compares. With
+# CITUS_BENCH_N > 0 (make citus-bench: 200,000) the benchmark (test/citus/bench.py)
+# follows. Everything is stopped and removed on exit.
 #
 # Not part of scripts/test.sh nor of CI's count: it needs Citus, which Debian does not
 # package. Where Citus is not installed it prints one line saying so and exits 0.
 #
 #   make citus-check                 run it (as root, like scripts/test.sh)
+#   make citus-bench                 the scenario, then the benchmark (CITUS_BENCH_N events)
 #   test/citus/run.sh --keep         start the cluster, create the extensions, leave it
 #                                    running and print how to connect and stop it
 #   test/citus/run.sh --stop DIR     stop a cluster left running by --keep
 #
 # Environment: CITUS_PORT (the coordinator's port, default 55301; the workers take the
-# next two), METER_PGROOT (a private copy of the server installation: scripts/lib.sh).
+# next two, the single server the one after), METER_PGROOT (a private copy of the server
+# installation: scripts/lib.sh), CITUS_BENCH_N (default 0: no benchmark).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
 
-nodes=(coordinator worker1 worker2)
+nodes=(coordinator worker1 worker2 single)
 
 stop_all() {
 	local dir=$1 n
@@ -43,7 +47,7 @@ if [ ! -f "$sharedir/extension/citus.control" ]; then
 fi
 
 base=${CITUS_PORT:-55301}
-ports=("$base" $((base + 1)) $((base + 2)))
+ports=("$base" $((base + 1)) $((base + 2)) $((base + 3)))
 db=meter_citus
 dir=$(mktemp -d /tmp/meter-citus.XXXXXX)
 chown postgres:postgres "$dir"
@@ -68,10 +72,17 @@ max_connections = 100
 citus.max_cached_conns_per_worker = 2
 log_min_messages = warning
 log_error_verbosity = default"
-for i in 0 1 2; do
+# The single server: the same settings, without Citus.
+single_conf="listen_addresses = '127.0.0.1'
+max_connections = 100
+log_min_messages = warning
+log_error_verbosity = default"
+for i in 0 1 2 3; do
 	n=${nodes[$i]}
 	log "starting $n on 127.0.0.1:${ports[$i]}"
-	cluster_start "$dir/$n" "${ports[$i]}" "$conf" || { cat "$dir/$n/server.log" >&2; exit 1; }
+	c=$conf
+	[ "$n" = single ] && c=$single_conf
+	cluster_start "$dir/$n" "${ports[$i]}" "$c" || { cat "$dir/$n/server.log" >&2; exit 1; }
 done
 # initdb -A trust already trusts 127.0.0.1; say it explicitly, first.
 for n in "${nodes[@]}"; do
@@ -85,6 +96,8 @@ for i in 0 1 2; do
 	q "${ports[$i]}" postgres "CREATE DATABASE $db" >/dev/null || exit 1
 	q "${ports[$i]}" "$db" "CREATE EXTENSION citus; CREATE EXTENSION meter" >/dev/null || exit 1
 done
+q "${ports[3]}" postgres "CREATE DATABASE $db" >/dev/null || exit 1
+q "${ports[3]}" "$db" "CREATE EXTENSION meter" >/dev/null || exit 1
 q "${ports[0]}" "$db" "SELECT citus_set_coordinator_host('127.0.0.1', ${ports[0]});
 	SELECT citus_add_node('127.0.0.1', ${ports[1]});
 	SELECT citus_add_node('127.0.0.1', ${ports[2]});" >/dev/null || exit 1
@@ -98,14 +111,18 @@ if [ "$keep" = 1 ]; then
 	  coordinator  psql -h 127.0.0.1 -p ${ports[0]} -U postgres $db
 	  worker1      psql -h 127.0.0.1 -p ${ports[1]} -U postgres $db
 	  worker2      psql -h 127.0.0.1 -p ${ports[2]} -U postgres $db
+	  single       psql -h 127.0.0.1 -p ${ports[3]} -U postgres $db   (no Citus)
 	stop it with: $0 --stop $dir
 	EOF
 	exit 0
 fi
 
-export CITUS_PORTS="${ports[*]}" CITUS_DIR=$dir
+export CITUS_PORTS="${ports[*]:0:3}" SINGLE_PORT=${ports[3]} CITUS_DIR=$dir
 /usr/bin/python3 test/citus/scenario.py
 rc=$?
+if [ "$rc" -eq 0 ] && [ "${CITUS_BENCH_N:-0}" -gt 0 ]; then
+	/usr/bin/python3 test/citus/bench.py || rc=$?
+fi
 if [ "$rc" -ne 0 ]; then
 	for n in "${nodes[@]}"; do
 		echo "== $n server log: errors (last 20)"
