@@ -149,8 +149,11 @@ TARGETS = {
 
 def reset(conn, who):
     if who == 'tracked':
-        # Events and rollups together: the TRUNCATE trigger's rebuild then has nothing to do.
-        q(conn, 'TRUNCATE meter.events, meter.rollups, meter.rollup_values')
+        # Events and stored usage together, without the extension's TRUNCATE trigger (it
+        # would first take every event out of usage, only for that to be truncated too).
+        q(conn, 'SET session_replication_role = replica')
+        q(conn, 'TRUNCATE meter.events, meter.pending, meter.rollups, meter.rollup_totals')
+        q(conn, 'RESET session_replication_role')
     elif who == 'plain':
         q(conn, 'TRUNCATE bench.plain_events')
     else:
@@ -203,19 +206,23 @@ def ingest(conn, copy_file):
 
     # The last repetition left all three loaded with the same events: check the contenders.
     exact = q1(conn, "SET meter.tenant_id = 'bench'; SELECT count(*) FROM meter.verify()") == 0
-    agree = q1(conn, """SELECT (SELECT count(*) FROM (
-            (SELECT * FROM meter.rollups EXCEPT ALL SELECT * FROM bench.pl_rollups)
-            UNION ALL (SELECT * FROM bench.pl_rollups EXCEPT ALL SELECT * FROM meter.rollups)) d)
-        + (SELECT count(*) FROM (
-            (SELECT * FROM meter.rollup_values EXCEPT ALL SELECT * FROM bench.pl_rollup_values)
-            UNION ALL (SELECT * FROM bench.pl_rollup_values EXCEPT ALL SELECT * FROM meter.rollup_values)) d)""") == 0
-    counts = q(conn, """SELECT (SELECT count(*) FROM meter.events), (SELECT count(*) FROM meter.rollups),
-        (SELECT count(*) FROM meter.rollup_values)""")[0]
-    log('rollups exact (meter.verify() empty): %s; PL/pgSQL rollups identical: %s; '
-        '%d events -> %d rollups + %d unique values' % (exact, agree, *counts))
+    # The usage of every meter, from our stored usage and from the PL/pgSQL contender's
+    # rollups (when it ran: only after the batch figure), over the whole period.
+    differ = q(conn, """SELECT m.id, u.value, bench.pl_usage(m.id, %s, %s) FROM meter.meters m
+        CROSS JOIN LATERAL meter.usage(m.id, %s, %s) u
+        WHERE m.tenant_id = 'bench' AND u.value IS DISTINCT FROM bench.pl_usage(m.id, %s, %s)"""
+               % (PERIOD * 3))
+    agree = not differ
+    n_meters = q1(conn, "SELECT count(*) FROM meter.meters WHERE tenant_id = 'bench'")
+    counts = q(conn, """SELECT (SELECT count(*) FROM meter.events), (SELECT count(*) FROM meter.pending),
+        (SELECT count(*) FROM meter.rollups), (SELECT count(*) FROM meter.rollup_totals),
+        (SELECT count(*) FROM bench.pl_rollups)""")[0]
+    log('stored usage exact (meter.verify() empty): %s; usage of all %d meters equal to the PL/pgSQL contender\'s: %s; '
+        '%d events -> %d pending + %d compacted + %d all-customer rows (PL/pgSQL: %d rollups)'
+        % (exact, n_meters, agree, *counts))
     if not exact or not agree:
-        print('WARNING: the contenders disagree (verify empty: %s, PL/pgSQL identical: %s)'
-              % (exact, agree), flush=True)
+        print('WARNING: the contenders disagree (verify empty: %s, usage equal to the PL/pgSQL contender\'s: %s%s)'
+              % (exact, agree, '' if agree else '; differ: %r' % differ[:5]), flush=True)
 
 
 # ── 3: matching ──────────────────────────────────────────────────────────────────────
@@ -299,12 +306,13 @@ def usage(conn, suffix='', target=True):
 
 
 def rollup_size(conn):
-    ev, ro, rv = q(conn, """SELECT pg_total_relation_size('meter.events'),
-        pg_total_relation_size('meter.rollups'), pg_total_relation_size('meter.rollup_values')""")[0]
+    ev, ro, rt, pe = q(conn, """SELECT pg_total_relation_size('meter.events'),
+        pg_total_relation_size('meter.rollups'), pg_total_relation_size('meter.rollup_totals'),
+        pg_total_relation_size('meter.pending')""")[0]
     mb = 1024.0 * 1024.0
-    figure('rollup_size', '%.2f of the events' % ((ro + rv) / ev), 'none', None,
-           'rollups %.1f MB + unique values %.1f MB, events %.1f MB (with indexes)'
-           % (ro / mb, rv / mb, ev / mb))
+    figure('rollup_size', '%.2f of the events' % ((ro + rt + pe) / ev), 'none', None,
+           'compacted %.1f MB + all-customer %.1f MB + pending %.1f MB, events %.1f MB (with indexes)'
+           % (ro / mb, rt / mb, pe / mb, ev / mb))
 
 
 def usage_scaling(conn, small):
@@ -316,7 +324,7 @@ def usage_scaling(conn, small):
     with tempfile.NamedTemporaryFile(prefix='meter-bench-', suffix='.copy') as f:
         write_copy_file(conn, f.name, SELECT_BATCH.replace('WHERE batch = %s', 'ORDER BY g'))
         copy_in(conn, 'meter.events', f.name)
-    q(conn, 'VACUUM ANALYZE meter.events, meter.rollups, meter.rollup_values')
+    q(conn, 'VACUUM ANALYZE meter.events, meter.pending, meter.rollups, meter.rollup_totals')
     big = usage(conn, '_at_%d' % SCALING_N, target=True)
     for key, ms in sorted(big.items()):
         r = ms / small[key]
@@ -445,7 +453,7 @@ def main():
         write_copy_file(conn, f.name, SELECT_BATCH.replace('WHERE batch = %s', 'ORDER BY g'))
         log('1, 2: ingest')
         ingest(conn, f.name)
-        q(conn, 'VACUUM ANALYZE meter.events, meter.rollups, meter.rollup_values')
+        q(conn, 'VACUUM ANALYZE meter.events, meter.pending, meter.rollups, meter.rollup_totals')
         log('3: matching')
         matching(conn)
         log('4: usage')

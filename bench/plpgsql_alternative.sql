@@ -2,14 +2,42 @@
 -- would write without the extension's C trigger. A row-level AFTER INSERT trigger looks up
 -- the published meters of the event's name whose filters match (through the catalog's
 -- partial index on (tenant_id, environment_id, event_name) and meter.matches), and upserts
--- one row per meter into its own rollup tables, with the same columns and the same
--- contents as meter.rollups / meter.rollup_values (bench.py checks that they agree).
+-- one row per meter, customer and 15-minute bucket into its own rollup tables (the layout
+-- of meter 0.1.0: counters, sums, min/max/latest, and the distinct values with their event
+-- counts). bench.pl_usage() reads a meter's usage from them; bench.py checks that it equals
+-- meter.usage for every meter.
 -- It reuses the extension's value helpers (meter.numeric_value / meter.unique_value), so
 -- the comparison is about the trigger, not about JSON number parsing.
 
 CREATE TABLE bench.pl_events (LIKE meter.events INCLUDING ALL);
-CREATE TABLE bench.pl_rollups (LIKE meter.rollups INCLUDING ALL);
-CREATE TABLE bench.pl_rollup_values (LIKE meter.rollup_values INCLUDING ALL);
+CREATE TABLE bench.pl_rollups (
+	tenant_id text COLLATE "C" NOT NULL,
+	environment_id text COLLATE "C" NOT NULL,
+	meter_id text COLLATE "C" NOT NULL,
+	customer_id text COLLATE "C" NOT NULL,
+	external_customer_id text COLLATE "C" NOT NULL,
+	bucket timestamptz NOT NULL,
+	events bigint NOT NULL,
+	n bigint NOT NULL,
+	sum numeric,
+	sum_vt numeric,
+	min numeric,
+	max numeric,
+	latest_at timestamptz,
+	latest_value numeric,
+	PRIMARY KEY (tenant_id, environment_id, meter_id, customer_id, external_customer_id, bucket)
+);
+CREATE TABLE bench.pl_rollup_values (
+	tenant_id text COLLATE "C" NOT NULL,
+	environment_id text COLLATE "C" NOT NULL,
+	meter_id text COLLATE "C" NOT NULL,
+	customer_id text COLLATE "C" NOT NULL,
+	external_customer_id text COLLATE "C" NOT NULL,
+	bucket timestamptz NOT NULL,
+	value text COLLATE "C" NOT NULL,
+	refs bigint NOT NULL,
+	PRIMARY KEY (tenant_id, environment_id, meter_id, customer_id, external_customer_id, bucket, value)
+);
 
 CREATE FUNCTION bench.pl_track() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -68,3 +96,28 @@ END $$;
 
 CREATE TRIGGER pl_track AFTER INSERT ON bench.pl_events
 	FOR EACH ROW EXECUTE FUNCTION bench.pl_track();
+
+-- A meter's usage over [start_time, end_time) (one window, all customers) from the
+-- contender's rollups: the figure bench.py compares with meter.usage. Whole buckets only
+-- (the benchmark's period is aligned); the types the benchmark's meters use.
+CREATE FUNCTION bench.pl_usage(mid text, start_time timestamptz, end_time timestamptz) RETURNS numeric
+LANGUAGE sql STABLE AS $$
+	WITH m AS (SELECT * FROM meter.meters WHERE id = mid),
+	r AS (SELECT r.* FROM bench.pl_rollups r, m WHERE r.tenant_id = m.tenant_id
+		AND r.environment_id = m.environment_id AND r.meter_id = m.id
+		AND r.bucket >= start_time AND r.bucket < end_time)
+	SELECT CASE meter.type_of(m.aggregation)
+		WHEN 'COUNT' THEN (SELECT coalesce(sum(events), 0) FROM r)
+		WHEN 'SUM' THEN (SELECT coalesce(sum(sum), 0) FROM r)
+		WHEN 'SUM_WITH_MULTIPLIER' THEN (SELECT coalesce(sum(sum), 0) * meter.multiplier_of(m.aggregation) FROM r)
+		WHEN 'AVG' THEN (SELECT sum(sum) / nullif(sum(n), 0) FROM r)
+		WHEN 'MAX' THEN (SELECT max(max) FROM r)
+		WHEN 'MIN' THEN (SELECT min(min) FROM r)
+		WHEN 'LATEST' THEN (SELECT latest_value FROM r WHERE latest_at IS NOT NULL
+			ORDER BY latest_at DESC, latest_value DESC LIMIT 1)
+		WHEN 'COUNT_UNIQUE' THEN (SELECT count(DISTINCT v.value) FROM bench.pl_rollup_values v
+			WHERE v.tenant_id = m.tenant_id AND v.environment_id = m.environment_id AND v.meter_id = m.id
+				AND v.bucket >= start_time AND v.bucket < end_time AND v.refs > 0)
+	END
+	FROM m
+$$;
