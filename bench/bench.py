@@ -152,7 +152,7 @@ def reset(conn, who):
         # Events and stored usage together, without the extension's TRUNCATE trigger (it
         # would first take every event out of usage, only for that to be truncated too).
         q(conn, 'SET session_replication_role = replica')
-        q(conn, 'TRUNCATE meter.events, meter.pending, meter.rollups, meter.rollup_totals')
+        q(conn, 'TRUNCATE meter.events, meter.pending, meter.rollups')
         q(conn, 'RESET session_replication_role')
     elif who == 'plain':
         q(conn, 'TRUNCATE bench.plain_events')
@@ -215,7 +215,7 @@ def ingest(conn, copy_file):
     agree = not differ
     n_meters = q1(conn, "SELECT count(*) FROM meter.meters WHERE tenant_id = 'bench'")
     counts = q(conn, """SELECT (SELECT count(*) FROM meter.events), (SELECT count(*) FROM meter.pending),
-        (SELECT count(*) FROM meter.rollups), (SELECT count(*) FROM meter.rollup_totals),
+        (SELECT count(*) FROM meter.rollups WHERE shard >= 0), (SELECT count(*) FROM meter.rollups WHERE shard < 0),
         (SELECT count(*) FROM bench.pl_rollups)""")[0]
     log('stored usage exact (meter.verify() empty): %s; usage of all %d meters equal to the PL/pgSQL contender\'s: %s; '
         '%d events -> %d pending + %d compacted + %d all-customer rows (PL/pgSQL: %d rollups)'
@@ -307,7 +307,7 @@ def usage(conn, suffix='', target=True):
 
 def rollup_size(conn):
     ev, ro, rt, pe = q(conn, """SELECT pg_total_relation_size('meter.events'),
-        pg_total_relation_size('meter.rollups'), pg_total_relation_size('meter.rollup_totals'),
+        pg_total_relation_size('meter.rollups'), 0,
         pg_total_relation_size('meter.pending')""")[0]
     mb = 1024.0 * 1024.0
     figure('rollup_size', '%.2f of the events' % ((ro + rt + pe) / ev), 'none', None,
@@ -324,7 +324,7 @@ def usage_scaling(conn, small):
     with tempfile.NamedTemporaryFile(prefix='meter-bench-', suffix='.copy') as f:
         write_copy_file(conn, f.name, SELECT_BATCH.replace('WHERE batch = %s', 'ORDER BY g'))
         copy_in(conn, 'meter.events', f.name)
-    q(conn, 'VACUUM ANALYZE meter.events, meter.pending, meter.rollups, meter.rollup_totals')
+    q(conn, 'VACUUM ANALYZE meter.events, meter.pending, meter.rollups')
     big = usage(conn, '_at_%d' % SCALING_N, target=True)
     for key, ms in sorted(big.items()):
         r = ms / small[key]
@@ -453,7 +453,7 @@ def main():
         write_copy_file(conn, f.name, SELECT_BATCH.replace('WHERE batch = %s', 'ORDER BY g'))
         log('1, 2: ingest')
         ingest(conn, f.name)
-        q(conn, 'VACUUM ANALYZE meter.events, meter.pending, meter.rollups, meter.rollup_totals')
+        q(conn, 'VACUUM ANALYZE meter.events, meter.pending, meter.rollups')
         log('3: matching')
         matching(conn)
         log('4: usage')
