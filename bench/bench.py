@@ -305,7 +305,7 @@ class Runs:
         return statistics.median(f for _, _, f in self.runs)
 
     def parts(self):
-        return 'ingest %s + compact %s, %d pending rows folded' % (
+        return 'medians: ingest %s + compact %s, %d pending rows folded' % (
             fmt_ms(self.ingest), fmt_ms(self.compact), self.folded)
 
 
