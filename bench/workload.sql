@@ -1,7 +1,7 @@
--- The benchmark's workload (SPEC §9, issue 5), loaded by bench/bench.py into a database
--- where `CREATE EXTENSION meter` was done. Everything the benchmark owns lives in schema
--- bench; meters live in tenant 'bench' (20 meters, the figures) and 'bench_match' (100
--- meters on one event name, the matching_meters figure only).
+-- The benchmark's workload (SPEC §9, issues 5, 9, 10), loaded by bench/bench.py into a
+-- database where `CREATE EXTENSION meter` was done. Everything the benchmark owns lives in
+-- schema bench; meters live in tenant 'bench' (20 meters, most figures) and in tenants of
+-- their own for the figures that need another catalog (see the functions below).
 
 CREATE SCHEMA bench;
 
@@ -41,51 +41,60 @@ LANGUAGE sql VOLATILE AS $$
 	ORDER BY r.g
 $$;
 
--- The 20 meters of tenant 'bench': ~4 per event name, every aggregation type the issue
--- names, with and without filters. Ids are fixed so that figures can name them.
-CREATE FUNCTION bench.create_meters() RETURNS void LANGUAGE plpgsql AS $$
+-- The 20 meters of tenant 'bench' (ids bm_01 … bm_20): ~4 per event name, every
+-- aggregation type the issue names, with and without filters. Ids are fixed so that
+-- figures can name them. The same 20 in another tenant with another id prefix (ids are
+-- unique across tenants): 'bench_pend' (bp_…, the usage-with-pending figure) and
+-- 'bench_conc' (bc_…, the concurrent-writers figure).
+CREATE FUNCTION bench.create_meters(tenant text DEFAULT 'bench', prefix text DEFAULT 'bm_')
+RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-	PERFORM set_config('meter.tenant_id', 'bench', true);
-	PERFORM meter.create_meter('llm.tokens', 'Tokens', '{"type":"SUM","field":"tokens"}', id => 'bm_01');
+	PERFORM set_config('meter.tenant_id', tenant, true);
+	PERFORM meter.create_meter('llm.tokens', 'Tokens', '{"type":"SUM","field":"tokens"}', id => prefix || '01');
 	PERFORM meter.create_meter('llm.tokens', 'Tokens gpt-4o/o1-mini in us', '{"type":"SUM","field":"tokens"}',
-		'[{"key":"model","values":["gpt-4o","o1-mini"]},{"key":"region","values":["us"]}]', id => 'bm_02');
-	PERFORM meter.create_meter('llm.tokens', 'LLM calls', id => 'bm_03');
+		'[{"key":"model","values":["gpt-4o","o1-mini"]},{"key":"region","values":["us"]}]', id => prefix || '02');
+	PERFORM meter.create_meter('llm.tokens', 'LLM calls', id => prefix || '03');
 	PERFORM meter.create_meter('llm.tokens', 'Billed gpt-4o tokens',
 		'{"type":"SUM_WITH_MULTIPLIER","field":"tokens","multiplier":"0.002"}',
-		'[{"key":"model","values":["gpt-4o"]}]', id => 'bm_04');
-	PERFORM meter.create_meter('api.request', 'Requests', id => 'bm_05');
-	PERFORM meter.create_meter('api.request', 'Requests in eu', filters => '[{"key":"region","values":["eu"]}]', id => 'bm_06');
-	PERFORM meter.create_meter('api.request', 'Average latency', '{"type":"AVG","field":"duration_ms"}', id => 'bm_07');
-	PERFORM meter.create_meter('api.request', 'Slowest request', '{"type":"MAX","field":"duration_ms"}', id => 'bm_08');
-	PERFORM meter.create_meter('storage.gb', 'Peak storage', '{"type":"MAX","field":"gb"}', id => 'bm_09');
-	PERFORM meter.create_meter('storage.gb', 'Storage now', '{"type":"LATEST","field":"gb"}', id => 'bm_10');
+		'[{"key":"model","values":["gpt-4o"]}]', id => prefix || '04');
+	PERFORM meter.create_meter('api.request', 'Requests', id => prefix || '05');
+	PERFORM meter.create_meter('api.request', 'Requests in eu', filters => '[{"key":"region","values":["eu"]}]', id => prefix || '06');
+	PERFORM meter.create_meter('api.request', 'Average latency', '{"type":"AVG","field":"duration_ms"}', id => prefix || '07');
+	PERFORM meter.create_meter('api.request', 'Slowest request', '{"type":"MAX","field":"duration_ms"}', id => prefix || '08');
+	PERFORM meter.create_meter('storage.gb', 'Peak storage', '{"type":"MAX","field":"gb"}', id => prefix || '09');
+	PERFORM meter.create_meter('storage.gb', 'Storage now', '{"type":"LATEST","field":"gb"}', id => prefix || '10');
 	PERFORM meter.create_meter('storage.gb', 'Storage in us', '{"type":"SUM","field":"gb"}',
-		'[{"key":"region","values":["us"]}]', id => 'bm_11');
-	PERFORM meter.create_meter('storage.gb', 'Average storage', '{"type":"AVG","field":"gb"}', id => 'bm_12');
-	PERFORM meter.create_meter('seat.active', 'Active users', '{"type":"COUNT_UNIQUE","field":"user_id"}', id => 'bm_13');
+		'[{"key":"region","values":["us"]}]', id => prefix || '11');
+	PERFORM meter.create_meter('storage.gb', 'Average storage', '{"type":"AVG","field":"gb"}', id => prefix || '12');
+	PERFORM meter.create_meter('seat.active', 'Active users', '{"type":"COUNT_UNIQUE","field":"user_id"}', id => prefix || '13');
 	PERFORM meter.create_meter('seat.active', 'Active users in eu', '{"type":"COUNT_UNIQUE","field":"user_id"}',
-		'[{"key":"region","values":["eu"]}]', id => 'bm_14');
-	PERFORM meter.create_meter('seat.active', 'Seat pings', id => 'bm_15');
+		'[{"key":"region","values":["eu"]}]', id => prefix || '14');
+	PERFORM meter.create_meter('seat.active', 'Seat pings', id => prefix || '15');
 	PERFORM meter.create_meter('seat.active', 'Last seat gb', '{"type":"LATEST","field":"gb"}',
-		'[{"key":"model","values":["o1","claude"]}]', id => 'bm_16');
-	PERFORM meter.create_meter('job.run', 'Jobs', id => 'bm_17');
-	PERFORM meter.create_meter('job.run', 'Job time', '{"type":"SUM","field":"duration_ms"}', id => 'bm_18');
+		'[{"key":"model","values":["o1","claude"]}]', id => prefix || '16');
+	PERFORM meter.create_meter('job.run', 'Jobs', id => prefix || '17');
+	PERFORM meter.create_meter('job.run', 'Job time', '{"type":"SUM","field":"duration_ms"}', id => prefix || '18');
 	PERFORM meter.create_meter('job.run', 'Jobs on o1 in ap', filters =>
-		'[{"key":"model","values":["o1","o1-mini"]},{"key":"region","values":["ap"]}]', id => 'bm_19');
+		'[{"key":"model","values":["o1","o1-mini"]},{"key":"region","values":["ap"]}]', id => prefix || '19');
 	PERFORM meter.create_meter('job.run', 'Longest job in us', '{"type":"MAX","field":"duration_ms"}',
-		'[{"key":"region","values":["us"]}]', id => 'bm_20');
+		'[{"key":"region","values":["us"]}]', id => prefix || '20');
 END $$;
 
--- 100 meters on one event name in tenant 'bench_match' (no events there): the catalog a
--- per-event meter lookup has to search. Mixed filters: none, one key, two keys, a user list.
-CREATE FUNCTION bench.create_match_meters() RETURNS void LANGUAGE plpgsql AS $$
+-- n meters on one event name (llm.tokens) in a tenant of their own: the catalog a
+-- per-event meter lookup has to search. Mixed filters: none, one key, two keys, a user
+-- list. 'bench_match' has 100 (mm_001 … mm_100: the matching_meters figure, and the
+-- 100-meter side of the meters_100_vs_20 ingest figure); 'bench_match20' has the first 20
+-- of the same (m20_001 … m20_020).
+CREATE FUNCTION bench.create_match_meters(tenant text DEFAULT 'bench_match', n integer DEFAULT 100,
+	prefix text DEFAULT 'mm_')
+RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
 	models text[] := ARRAY['gpt-4o', 'gpt-4o-mini', 'o1', 'o1-mini', 'claude'];
 	regions text[] := ARRAY['us', 'eu', 'ap'];
 	f text;
 BEGIN
-	PERFORM set_config('meter.tenant_id', 'bench_match', true);
-	FOR i IN 1..100 LOOP
+	PERFORM set_config('meter.tenant_id', tenant, true);
+	FOR i IN 1..n LOOP
 		f := CASE i % 4
 			WHEN 0 THEN '[]'
 			WHEN 1 THEN format('[{"key":"model","values":["%s"]}]', models[1 + i % 5])
@@ -95,8 +104,19 @@ BEGIN
 		END;
 		PERFORM meter.create_meter('llm.tokens', 'match ' || i,
 			CASE WHEN i % 2 = 0 THEN '{"type":"COUNT"}' ELSE '{"type":"SUM","field":"tokens"}' END::meter.aggregation,
-			f::meter.filters, id => format('mm_%s', lpad(i::text, 3, '0')));
+			f::meter.filters, id => prefix || lpad(i::text, 3, '0'));
 	END LOOP;
+END $$;
+
+-- One SUM meter on llm.tokens in each of two tenants: a value computed by an expression of
+-- three properties (bench_expr, bx_expr) vs one field (bench_field, bx_field).
+CREATE FUNCTION bench.create_expression_meters() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('meter.tenant_id', 'bench_expr', true);
+	PERFORM meter.create_meter('llm.tokens', 'Weighted work',
+		'{"type":"SUM","expression":"tokens + duration_ms * 2 + gb"}', id => 'bx_expr');
+	PERFORM set_config('meter.tenant_id', 'bench_field', true);
+	PERFORM meter.create_meter('llm.tokens', 'Tokens', '{"type":"SUM","field":"tokens"}', id => 'bx_field');
 END $$;
 
 -- Contender "plain": the same table without any trigger.

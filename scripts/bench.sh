@@ -2,12 +2,15 @@
 # The bench command (`make bench`, SPEC §9): installs what is missing, builds, starts a
 # throwaway cluster tuned for bulk work, runs bench/bench.py and prints every figure as
 # `name: ratio (target …) ok|MISS|info  [absolute times]`. It measures, it does not gate:
-# it exits 0 when a target is missed (non-zero only when the benchmark itself fails).
+# it exits 0 when a target is missed (non-zero only when the benchmark itself fails or
+# two contenders of a figure disagree: a wrong answer never prints as a speed figure).
 #
-# Options via environment:
+# Options via environment (bench/README.md has them all):
 #   BENCH_N (default 200000), BENCH_REPS (3), BENCH_MEMORY_N (BENCH_N),
 #   BENCH_SCALING=1 (also measure meter.usage at BENCH_SCALING_N, default 5 x BENCH_N),
-#   BENCH_PORT (default 54917),
+#   BENCH_SIDE_N (N/10), BENCH_CONC_SECONDS (20), BENCH_CONC_WRITERS (8),
+#   BENCH_PORT (default 54917), METER_PGROOT (install into a private copy of the server
+#   installation, so that several checkouts can build and bench side by side),
 #   BENCH_EXISTING=1: use the running cluster that PGHOST/PGPORT/PGUSER point at (the
 #   extension must be installed there) instead of building and starting one.
 set -euo pipefail
