@@ -19,6 +19,7 @@
 #include "utils/builtins.h"
 #include "miscadmin.h"
 #include "utils/hsearch.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -60,6 +61,13 @@ static HTAB *tallies = NULL;
 static Tally **written = NULL;
 static int	nwritten = 0;
 static int	written_cap = 0;
+
+/*
+ * Who folds: the role the tracking trigger ran as (it is SECURITY DEFINER: the extension's
+ * owner). The fold runs at the end of the writer's statement, outside the trigger, as that
+ * role again, with the trigger's pinned search_path — never with the writer's privileges.
+ */
+static Oid	fold_user = InvalidOid;
 
 static uint32
 tally_hash(const void *key, Size keysize)
@@ -116,6 +124,7 @@ compaction_note(const char *tenant, const char *environment, const char *meter_i
 		t->written = false;
 	}
 	t->entries += entries;
+	fold_user = GetUserId();
 	if (!t->written)
 	{
 		if (nwritten == written_cap)
@@ -146,14 +155,41 @@ compact_due(Placement *p, const char *tenant, const char *environment, const cha
 	PG_END_TRY();
 }
 
+static void compaction_run_due_as_owner(void);
+
 void
 compaction_run_due(void)
+{
+	Oid			save_user;
+	int			save_sec;
+	int			nest;
+
+	if (nwritten == 0)
+		return;
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	nest = NewGUCNestLevel();
+	PG_TRY();
+	{
+		if (OidIsValid(fold_user))
+			SetUserIdAndSecContext(fold_user, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+		compaction_run_due_as_owner();
+	}
+	PG_FINALLY();
+	{
+		AtEOXact_GUC(false, nest);
+		SetUserIdAndSecContext(save_user, save_sec);
+	}
+	PG_END_TRY();
+}
+
+static void
+compaction_run_due_as_owner(void)
 {
 	int			n = 0;
 	char	  **due;
 
-	if (nwritten == 0)
-		return;
 	due = palloc(sizeof(char *) * nwritten);
 	for (int i = 0; i < nwritten; i++)
 	{

@@ -19,6 +19,9 @@
 #include "commands/event_trigger.h"
 #include "executor/spi.h"
 #include "nodes/parsenodes.h"
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
+#include "tcop/deparse_utility.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -133,7 +136,18 @@ static void
 partition_attached(Oid parent, Oid partition)
 {
 	if (!is_tracked(parent))
+	{
+		/* Rows written through the parent would fire only the parent's statement triggers. */
+		if (is_registered(partition))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("cannot attach tracked table %s to %s, which is not tracked",
+							qualified_name(partition), qualified_name(parent)),
+					 errdetail("Rows inserted through %s would not be counted.", qualified_name(parent)),
+					 errhint("Run SELECT meter.track('%s') first, or meter.untrack('%s').",
+							 qualified_name(parent), qualified_name(partition))));
 		return;
+	}
 	attach_triggers(partition);
 	if (is_registered(partition))
 	{
@@ -153,62 +167,93 @@ partition_detached(Oid parent, Oid partition)
 	detach_triggers(partition);
 }
 
+/*
+ * One ALTER TABLE of the statement: its table's event columns, and the partitions its
+ * subcommands attached or detached — named by the OIDs PostgreSQL collected, so nothing
+ * is looked up by name (the function runs with a pinned search_path).
+ */
 static void
-alter_table_end(AlterTableStmt *stmt)
+alter_table_end(CollectedCommand *cmd)
 {
-	Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	Oid			relid = cmd->d.alterTable.objectId;
 	ListCell   *lc;
 
-	if (!OidIsValid(relid) || get_rel_relkind(relid) == RELKIND_INDEX)
+	if (cmd->d.alterTable.classId != RelationRelationId || get_rel_name(relid) == NULL ||
+		get_rel_relkind(relid) == RELKIND_INDEX)
 		return;
 	if (is_tracked(relid))
 		check_columns(relid);
-	foreach(lc, stmt->cmds)
+	foreach(lc, cmd->d.alterTable.subcmds)
 	{
-		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
-		PartitionCmd *pc;
+		CollectedATSubcmd *sub = lfirst(lc);
+		AlterTableCmd *at = (AlterTableCmd *) sub->parsetree;
 
-		if (cmd->subtype != AT_AttachPartition && cmd->subtype != AT_DetachPartition)
+		if (at == NULL || !IsA(at, AlterTableCmd) || sub->address.classId != RelationRelationId)
 			continue;
-		pc = (PartitionCmd *) cmd->def;
-		if (cmd->subtype == AT_AttachPartition)
-			partition_attached(relid, RangeVarGetRelid(pc->name, NoLock, false));
-		else
-			partition_detached(relid, RangeVarGetRelid(pc->name, NoLock, true));
+		if (at->subtype == AT_AttachPartition)
+			partition_attached(relid, sub->address.objectId);
+		else if (at->subtype == AT_DetachPartition)
+			partition_detached(relid, get_rel_name(sub->address.objectId) ? sub->address.objectId : InvalidOid);
 	}
 }
 
+/* Another command on a table (RENAME of a column, CREATE TABLE … PARTITION OF). */
 static void
-create_table_end(CreateStmt *stmt)
+simple_end(CollectedCommand *cmd)
 {
-	Oid			parent;
+	Oid			relid = cmd->d.simple.address.objectId;
 
-	if (stmt->partbound == NULL || stmt->inhRelations == NIL)
+	if (cmd->d.simple.address.classId != RelationRelationId || get_rel_name(relid) == NULL)
 		return;
-	parent = RangeVarGetRelid(linitial_node(RangeVar, stmt->inhRelations), NoLock, true);
-	if (OidIsValid(parent) && is_tracked(parent))
-		attach_triggers(RangeVarGetRelid(stmt->relation, NoLock, false));
+	if (IsA(cmd->parsetree, CreateStmt))
+	{
+		if (get_rel_relispartition(relid) && is_tracked(get_partition_parent(relid, true)))
+			attach_triggers(relid);
+		return;
+	}
+	if (is_tracked(relid))
+		check_columns(relid);
 }
 
 /*
  * meter.on_ddl_end() — ddl_command_end event trigger for ALTER TABLE and CREATE TABLE
- * (see the file header).
+ * (see the file header): walks the commands PostgreSQL collected for the statement.
  */
 PG_FUNCTION_INFO_V1(meter_on_ddl_end);
 Datum
 meter_on_ddl_end(PG_FUNCTION_ARGS)
 {
-	EventTriggerData *trig;
+	MemoryContext caller = CurrentMemoryContext;
+	CollectedCommand **cmds;
+	int			n;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		elog(ERROR, "meter.on_ddl_end() must be called as an event trigger");
-	trig = (EventTriggerData *) fcinfo->context;
 	if (get_namespace_oid("meter", true) == InvalidOid || !handles_ddl())
 		PG_RETURN_VOID();
-	if (IsA(trig->parsetree, AlterTableStmt))
-		alter_table_end((AlterTableStmt *) trig->parsetree);
-	else if (IsA(trig->parsetree, CreateStmt))
-		create_table_end((CreateStmt *) trig->parsetree);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT command FROM pg_catalog.pg_event_trigger_ddl_commands()", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "meter: reading the statement's commands failed");
+	n = (int) SPI_processed;
+	cmds = MemoryContextAlloc(caller, sizeof(CollectedCommand *) * (n + 1));
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		cmds[i] = (CollectedCommand *) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[i],
+																	 SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	for (int i = 0; i < n; i++)
+	{
+		if (cmds[i] == NULL)
+			continue;
+		if (cmds[i]->type == SCT_AlterTable)
+			alter_table_end(cmds[i]);
+		else if (cmds[i]->type == SCT_Simple)
+			simple_end(cmds[i]);
+	}
 	PG_RETURN_VOID();
 }
 

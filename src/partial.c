@@ -210,7 +210,7 @@ partial_unique_add_hashed(Partial *p, const char *key, uint32 hash, int64 refs)
 	if (refs == 0)
 		return;
 	if (p->uniques == NULL)
-		p->uniques = uniqueset_create(p->cxt, 64, NULL);
+		p->uniques = uniqueset_create(p->cxt, 4, NULL);
 	e = uniqueset_insert_hash(p->uniques, (char *) key, hash, &found);
 	if (!found)
 	{
@@ -245,7 +245,7 @@ partial_max_offer(Partial *p, TimestampTz bucket, const char *group, Numeric v)
 	MaxEntry   *e;
 
 	if (p->maxima == NULL)
-		p->maxima = maxset_create(p->cxt, 16, NULL);
+		p->maxima = maxset_create(p->cxt, 4, NULL);
 	e = maxset_insert(p->maxima, key, &found);
 	if (!found)
 	{

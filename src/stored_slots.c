@@ -103,8 +103,10 @@ uniques_json(const Partial *p, bool *isnull)
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
 }
 
+/* Bucketed MAX: [[seconds from the slot's start to the bucket's, group, maximum], …]
+ * (the bucket is the slot itself but for MINUTE buckets). */
 static Datum
-maxima_json(const Partial *p, bool *isnull)
+maxima_json(const Partial *p, TimestampTz slot, bool *isnull)
 {
 	StringInfoData buf;
 	int			n;
@@ -119,7 +121,7 @@ maxima_json(const Partial *p, bool *isnull)
 	{
 		if (i > 0)
 			appendStringInfoChar(&buf, ',');
-		appendStringInfoChar(&buf, '[');
+		appendStringInfo(&buf, "[" INT64_FORMAT ",", (m[i]->key.bucket - slot) / USECS_PER_SEC);
 		if (m[i]->key.group == NULL)
 			appendStringInfoString(&buf, "null");
 		else
@@ -175,7 +177,7 @@ stored_slots_here(FunctionCallInfo fcinfo)
 		v[10] = TimestampTzGetDatum(p->best_ts);
 		isnull[10] = (p->best.num == NULL || m->agg->type != AGG_LATEST);
 		v[11] = uniques_json(p, &isnull[11]);
-		v[12] = maxima_json(p, &isnull[12]);
+		v[12] = maxima_json(p, e->key.slot, &isnull[12]);
 		if (partial_is_empty(p) && !e->mark)
 			continue;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, isnull);

@@ -75,6 +75,7 @@ RETURNS TABLE (customer_id text, external_customer_id text, slot timestamptz, di
 	uniques jsonb, maxima jsonb)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET enable_nestloop = off
 AS $fn$
 DECLARE
 	m meter.meters := meter.get_meter(expected_slots.meter_id);
@@ -122,9 +123,12 @@ BEGIN
 		uq AS (SELECT w.c, w.x, w.slot, w.dims, jsonb_object_agg(w.u, w.refs ORDER BY w.u COLLATE "C") AS uniques
 			FROM (SELECT v.c, v.x, v.slot, v.dims, v.u, count(*) AS refs FROM v WHERE v.u IS NOT NULL
 				GROUP BY 1, 2, 3, 4, 5) w GROUP BY 1, 2, 3, 4),
-		mx AS (SELECT w.c, w.x, w.slot, w.dims, jsonb_agg(jsonb_build_array(w.g, w.mv) ORDER BY w.g COLLATE "C" NULLS FIRST) AS maxima
-			FROM (SELECT v.c, v.x, v.slot, v.dims, v.g, max(v.v) AS mv FROM v WHERE $7 AND v.v IS NOT NULL
-				GROUP BY 1, 2, 3, 4, 5) w GROUP BY 1, 2, 3, 4)
+		mx AS (SELECT w.c, w.x, w.slot, w.dims,
+				jsonb_agg(jsonb_build_array(w.off, w.g, w.mv) ORDER BY w.off, w.g COLLATE "C" NULLS FIRST) AS maxima
+			FROM (SELECT v.c, v.x, v.slot, v.dims, v.g,
+					CASE WHEN $8 THEN floor(extract(epoch FROM v.ts - v.slot) / 60)::bigint * 60 ELSE 0 END AS off,
+					max(v.v) AS mv FROM v WHERE $7 AND v.v IS NOT NULL
+				GROUP BY 1, 2, 3, 4, 5, 6) w GROUP BY 1, 2, 3, 4)
 		SELECT CASE WHEN $5 THEN NULL ELSE b.c END, CASE WHEN $5 THEN NULL ELSE b.x END, b.slot, b.dims,
 			b.events, b.n, b.sum, b.sum_vt, b.best, b.best_at, uq.uniques, mx.maxima
 		FROM base b
@@ -134,7 +138,8 @@ BEGIN
 		CASE WHEN kind = 'COUNT_UNIQUE' THEN format('meter.oracle_identity(r.p -> %L, true)', fld) ELSE 'NULL::text' END,
 		CASE WHEN bucketed AND meter.group_by_of(m.aggregation) IS NOT NULL
 			THEN format('meter.oracle_identity(r.p -> %L, true)', meter.group_by_of(m.aggregation)) ELSE 'NULL::text' END)
-	USING m.tenant_id, m.environment_id, m.event_name, m.aggregation, totals, kind::text, bucketed;
+	USING m.tenant_id, m.environment_id, m.event_name, m.aggregation, totals, kind::text, bucketed,
+		bucketed AND meter.bucket_size_of(m.aggregation) = 'MINUTE';
 END
 $fn$;
 COMMENT ON FUNCTION meter.expected_slots(text, boolean) IS

@@ -63,7 +63,7 @@ COMMENT ON FUNCTION meter.rebuild(text) IS
 
 CREATE FUNCTION meter.verify(meter_id text DEFAULT NULL)
 RETURNS SETOF meter.difference
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_nestloop = off AS $$
 DECLARE
 	t text := meter.current_tenant();
 	e text := meter.current_environment();
@@ -124,7 +124,18 @@ COMMENT ON FUNCTION meter.verify(text) IS
 -- triggers, not the parent's).
 CREATE FUNCTION meter.attach_triggers(tbl regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	hand name;
 BEGIN
+	-- A trigger attached by hand (what the 55000 error of an unregistered table leads to)
+	-- would count every row a second time: these four replace it.
+	FOR hand IN SELECT g.tgname FROM pg_trigger g
+		WHERE g.tgrelid = tbl AND g.tgfoid = 'meter.track_usage()'::regprocedure AND g.tgparentid = 0
+			AND g.tgname NOT IN ('meter_track_insert', 'meter_track_update', 'meter_track_delete', 'meter_track_truncate')
+	LOOP
+		RAISE NOTICE 'dropping trigger % on %: meter.track() attaches its own', hand, tbl;
+		EXECUTE format('DROP TRIGGER %I ON %s', hand, tbl);
+	END LOOP;
 	EXECUTE format('CREATE TRIGGER meter_track_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS meter_new FOR EACH STATEMENT EXECUTE FUNCTION meter.track_usage()', tbl);
 	EXECUTE format('CREATE TRIGGER meter_track_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS meter_old NEW TABLE AS meter_new FOR EACH STATEMENT EXECUTE FUNCTION meter.track_usage()', tbl);
 	EXECUTE format('CREATE TRIGGER meter_track_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS meter_old FOR EACH STATEMENT EXECUTE FUNCTION meter.track_usage()', tbl);
@@ -169,6 +180,13 @@ BEGIN
 		WHERE relid = pg_partition_root(tbl)) THEN
 		RAISE NOTICE 'table % is tracked as a partition of %', tbl, pg_partition_root(tbl);
 		RETURN;
+	END IF;
+	-- Rows written through the parent fire the parent's statement triggers, not the
+	-- partition's: a partition is tracked through its root, with every other partition.
+	IF pg_partition_root(tbl) <> tbl THEN
+		RAISE EXCEPTION 'table % is a partition of %', tbl, pg_partition_root(tbl) USING ERRCODE = '22023',
+			DETAIL = 'Rows inserted through the partitioned table would not be counted.',
+			HINT = format('Run SELECT meter.track(%L): it tracks every partition.', pg_partition_root(tbl)::text);
 	END IF;
 	-- Citus creates a table's TRUNCATE triggers on its shards only when they exist before
 	-- the table is distributed (and DROP TRIGGER leaves them there): meter.track
@@ -229,11 +247,11 @@ COMMENT ON FUNCTION meter.untrack(regclass) IS
 -- ALTER TABLE that breaks an event column of a tracked table is refused; partitions
 -- attached, created or detached follow their parent; a dropped tracked table (or
 -- partition) leaves usage. SECURITY DEFINER: a table's owner runs the DDL, the extension
--- owner keeps the registry and the stored usage. on_ddl_end keeps the caller's
--- search_path: it resolves the table names of the statement as the statement did (every
--- query it runs is schema-qualified, operators included).
+-- owner keeps the registry and the stored usage. on_ddl_end names tables by the OIDs
+-- PostgreSQL collected for the statement, never by name: its search_path is pinned.
 CREATE FUNCTION meter.on_ddl_end() RETURNS event_trigger
-	AS 'MODULE_PATHNAME', 'meter_on_ddl_end' LANGUAGE C SECURITY DEFINER;
+	AS 'MODULE_PATHNAME', 'meter_on_ddl_end' LANGUAGE C SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION meter.on_ddl_end() IS
 	'Event trigger: keeps tracked tables'' event columns, and their partitions'' tracking, intact';
 CREATE EVENT TRIGGER meter_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
