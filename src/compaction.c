@@ -673,7 +673,11 @@ compaction_run_scope(const char *tenant, const char *environment)
 	int64		folded = 0;
 
 	for (int i = 0; i < n; i++)
-		folded += Max(compaction_run(tenant, environment, ids[i], true), 0);
+	{
+		int64		f = compaction_run(tenant, environment, ids[i], true);
+
+		folded += Max(f, 0);
+	}
 	return folded;
 }
 
@@ -690,7 +694,8 @@ compact_here(FunctionCallInfo fcinfo)
 		char	   *id = meter_def_get(text_to_cstring(PG_GETARG_TEXT_PP(0)))->id;
 
 		tenant_lock_share(tenant);
-		folded = Max(compaction_run(tenant, environment, id, true), 0);
+		folded = compaction_run(tenant, environment, id, true);
+		folded = Max(folded, 0);
 	}
 	else
 	{

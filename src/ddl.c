@@ -167,6 +167,85 @@ partition_detached(Oid parent, Oid partition)
 	detach_triggers(partition);
 }
 
+/* Does a table carry the tracking triggers? */
+static bool
+has_triggers(Oid relid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	bool		found;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) $1"
+							  " AND tgname OPERATOR(pg_catalog.=) 'meter_track_insert'",
+							  1, types, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "meter: reading triggers failed");
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
+}
+
+/*
+ * The commands PostgreSQL collects for ATTACH and DETACH PARTITION do not name the
+ * partition (and looking its name up again would depend on the search_path): a partition
+ * just attached is a child of the table without the triggers (or one tracked on its own
+ * until now); one just detached carries the triggers but belongs to no tracked table.
+ */
+static void
+attached_partitions(Oid parent)
+{
+	List	   *children = find_inheritance_children(parent, NoLock);
+	ListCell   *lc;
+
+	foreach(lc, children)
+	{
+		Oid			child = lfirst_oid(lc);
+
+		if (!has_triggers(child) || is_registered(child))
+			partition_attached(parent, child);
+	}
+}
+
+static void
+detached_partitions(Oid parent)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid		   *orphans;
+	int			n;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT DISTINCT tgrelid FROM pg_catalog.pg_trigger"
+					" WHERE tgname OPERATOR(pg_catalog.=) 'meter_track_insert'", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "meter: reading triggers failed");
+	n = (int) SPI_processed;
+	orphans = MemoryContextAlloc(caller, sizeof(Oid) * (n + 1));
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		orphans[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	for (int i = 0; i < n; i++)
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(orphans[i])) || is_tracked(orphans[i]))
+			orphans[i] = InvalidOid;
+	/* the top of each detached tree: its rows include those of its own partitions */
+	for (int i = 0; i < n; i++)
+	{
+		Oid			up = OidIsValid(orphans[i]) && get_rel_relispartition(orphans[i])
+			? get_partition_parent(orphans[i], true) : InvalidOid;
+		bool		top = true;
+
+		for (int j = 0; j < n && OidIsValid(up); j++)
+			if (orphans[j] == up)
+				top = false;
+		if (OidIsValid(orphans[i]) && top)
+			partition_detached(parent, orphans[i]);
+	}
+}
+
 /*
  * One ALTER TABLE of the statement: its table's event columns, and the partitions its
  * subcommands attached or detached — named by the OIDs PostgreSQL collected, so nothing
@@ -188,12 +267,12 @@ alter_table_end(CollectedCommand *cmd)
 		CollectedATSubcmd *sub = lfirst(lc);
 		AlterTableCmd *at = (AlterTableCmd *) sub->parsetree;
 
-		if (at == NULL || !IsA(at, AlterTableCmd) || sub->address.classId != RelationRelationId)
+		if (at == NULL || !IsA(at, AlterTableCmd))
 			continue;
 		if (at->subtype == AT_AttachPartition)
-			partition_attached(relid, sub->address.objectId);
-		else if (at->subtype == AT_DetachPartition)
-			partition_detached(relid, get_rel_name(sub->address.objectId) ? sub->address.objectId : InvalidOid);
+			attached_partitions(relid);
+		else if (at->subtype == AT_DetachPartition || at->subtype == AT_DetachPartitionFinalize)
+			detached_partitions(relid);
 	}
 }
 

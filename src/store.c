@@ -109,7 +109,7 @@ static const StoreSql statements[STORE_NSTATEMENTS] = {
 		5, {TEXTOID, TEXTOID, TEXTOID, DATEOID, DATEOID}
 	},
 	[STORE_FIRST_DAY] = {
-		"SELECT pg_catalog.least((SELECT pg_catalog.min(day) FROM @rollups@ WHERE " SCOPE_WHERE
+		"SELECT LEAST((SELECT pg_catalog.min(day) FROM @rollups@ WHERE " SCOPE_WHERE
 		"  AND shard OPERATOR(pg_catalog.=) (-1)::pg_catalog.int2),"
 		" (SELECT pg_catalog.min(first_day) FROM @pending@ WHERE " SCOPE_WHERE "))",
 		3, {TEXTOID, TEXTOID, TEXTOID}
