@@ -37,7 +37,8 @@
 #include "slotset.h"
 #include "store.h"
 
-/* Pending bytes folded per batch: bounds a compaction's memory whatever is pending. */
+/* What a batch may hold, counted as the pending rows' bytes plus 1 kB per entry (about
+ * what an entry takes once decoded): bounds a compaction's memory whatever is pending. */
 #define COMPACTION_BATCH_BYTES (32 * 1024 * 1024)
 
 /* ── The tally of appended entries ───────────────────────────────────────────────── */
