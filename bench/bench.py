@@ -55,6 +55,9 @@ PLPGSQL_REPS = max(1, int(os.environ.get('BENCH_PLPGSQL_REPS', '1')))
 # Its COPY figure repeats the batch figure's per-row work: only on request.
 PLPGSQL_COPY = os.environ.get('BENCH_PLPGSQL_COPY', '') == '1'
 SIDE_N = max(1, min(N, int(os.environ.get('BENCH_SIDE_N', str(N // 10)))))
+# The partitioned figure loads three databases of its own: at most 200,000 events by
+# default (BENCH_PARTITIONED_N; 0 leaves the figure out).
+PART_N = int(os.environ.get('BENCH_PARTITIONED_N', str(min(N, 200000))))
 CONC_SECONDS = float(os.environ.get('BENCH_CONC_SECONDS', '20'))
 CONC_WRITERS = max(1, int(os.environ.get('BENCH_CONC_WRITERS', '8')))
 CONC_THRESHOLD = int(os.environ.get('BENCH_CONC_THRESHOLD', '200'))
@@ -1027,7 +1030,7 @@ def partitioned_ingest():
         q(c, 'CREATE EXTENSION meter')
         q(c, 'SET max_parallel_workers_per_gather = 0')
         q(c, open(os.path.join(HERE, 'workload.sql')).read())
-        generate_staging(c, N)
+        generate_staging(c, PART_N)
         q(c, 'SELECT bench.create_meters()')
         # The events as meter.ingest takes them, built before anything is timed.
         q(c, """CREATE TABLE bench.staging_json AS SELECT batch, jsonb_agg(jsonb_build_object('id', id,
@@ -1129,7 +1132,7 @@ def partitioned_ingest():
                'backend CPU: plain %s, partitioned %s (%swall clock %s vs %s; %d events, %s, '
                '31 daily partitions + default)'
                % (fmt_ms(p), fmt_ms(x), split, fmt_ms(wall[(mode, 'plain')]), fmt_ms(wall[(mode, 'partitioned')]),
-                  N, label))
+                  PART_N, label))
     figure('partitioned_event_ids_size', '%.2f of the events' % (sizes[0] / sizes[1]), 'none', None,
            'meter.event_ids %.1f MB, meter.events and its partitions %.1f MB (with indexes); usage exact: %s; '
            'one id per event: %s' % (sizes[0] / 1e6, sizes[1] / 1e6, exact, ids))
@@ -1138,8 +1141,9 @@ def partitioned_ingest():
 def main():
     t0 = time.time()
     log('meter bench: N=%d, %d repetitions, memory N=%d' % (N, REPS, MEMORY_N))
-    log('0: partitioned meter.events')
-    partitioned_ingest()
+    if PART_N > 0:
+        log('partitioned meter.events (%d events)' % PART_N)
+        partitioned_ingest()
     conn = setup()
     with tempfile.NamedTemporaryFile(prefix='meter-bench-', suffix='.copy') as f:
         write_copy_file(conn, f.name, SELECT_BATCH.replace('WHERE batch = %s', 'ORDER BY g'))
