@@ -63,6 +63,422 @@ COMMENT ON FUNCTION meter.quantity(meter.aggregation, jsonb) IS
 	'What one event contributes to the aggregation, before the multiplier or time weight: 1 for COUNT, '
 	'NULL for COUNT_UNIQUE, else the field''s usable number or the expression''s value; NULL when the event is skipped';
 
+-- Repository (sql/install/40_repository.sql): disable_meter and update_meter set the
+-- stamps in their statements.
+CREATE OR REPLACE FUNCTION meter.disable_meter(id text)
+RETURNS meter.meters
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	tenant text := meter.current_tenant();
+	environment text := meter.current_environment();
+	changed meter.meters;
+BEGIN
+	IF disable_meter.id IS NULL THEN
+		RAISE EXCEPTION 'id is required'
+			USING ERRCODE = 'invalid_parameter_value',
+				DETAIL = 'The meter id is NULL.',
+				HINT = 'Pass the id of a meter; meter.list_meters() shows the meters of the current scope.';
+	END IF;
+	-- The stamps are set here as well as by the catalog trigger: on a Citus cluster the
+	-- statement carries them, evaluated once, on the coordinator (README "Scaling out").
+	UPDATE meter.meters AS m SET status = 'archived', updated_at = pg_catalog.now(),
+		updated_by = meter.current_user_id()
+	WHERE m.id = disable_meter.id AND m.tenant_id = tenant AND m.environment_id = environment
+		AND m.status = 'published'
+	RETURNING m.* INTO changed;
+	IF FOUND THEN
+		RETURN changed;
+	END IF;
+	-- Already archived: nothing to do (idempotent; updated_at stays).
+	SELECT m.* INTO changed
+	FROM meter.meters AS m
+	WHERE m.id = disable_meter.id AND m.tenant_id = tenant AND m.environment_id = environment
+		AND m.status = 'archived';
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'meter "%" not found', disable_meter.id
+			USING ERRCODE = 'no_data_found',
+				DETAIL = format('No meter with this id exists in tenant %s, environment %s (deleted meters count as not found).',
+					pg_catalog.to_json(tenant), pg_catalog.to_json(environment)),
+				HINT = 'Check the id and the settings meter.tenant_id and meter.environment_id; meter.list_meters() shows the meters of the current scope.';
+	END IF;
+	RETURN changed;
+END
+$$;
+COMMENT ON FUNCTION meter.disable_meter(text) IS
+	'DisableMeter: status archived (stops counting; usage history stays); idempotent. Errors: 55000 no tenant, P0002 unknown or deleted';
+CREATE OR REPLACE FUNCTION meter.update_meter(id text, filters meter.filters)
+RETURNS meter.meters
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	tenant text := meter.current_tenant();
+	environment text := meter.current_environment();
+	changed meter.meters;
+BEGIN
+	IF update_meter.id IS NULL THEN
+		RAISE EXCEPTION 'id is required'
+			USING ERRCODE = 'invalid_parameter_value',
+				DETAIL = 'The meter id is NULL.',
+				HINT = 'Pass the id of a meter; meter.list_meters() shows the meters of the current scope.';
+	END IF;
+	IF update_meter.filters IS NULL THEN
+		RAISE EXCEPTION 'filters cannot be null'
+			USING ERRCODE = 'invalid_parameter_value',
+				DETAIL = 'update_meter replaces the meter''s filters with the ones given.',
+				HINT = 'Use ''[]'' for a meter that counts every event of its event name.';
+	END IF;
+	UPDATE meter.meters AS m SET filters = update_meter.filters, updated_at = pg_catalog.now(),
+		updated_by = meter.current_user_id()
+	WHERE m.id = update_meter.id AND m.tenant_id = tenant AND m.environment_id = environment
+		AND m.status <> 'deleted'
+	RETURNING m.* INTO changed;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'meter "%" not found', update_meter.id
+			USING ERRCODE = 'no_data_found',
+				DETAIL = format('No meter with this id exists in tenant %s, environment %s (deleted meters count as not found).',
+					pg_catalog.to_json(tenant), pg_catalog.to_json(environment)),
+				HINT = 'Check the id and the settings meter.tenant_id and meter.environment_id; meter.list_meters() shows the meters of the current scope.';
+	END IF;
+	RETURN changed;
+END
+$$;
+COMMENT ON FUNCTION meter.update_meter(text, meter.filters) IS
+	'UpdateMeter: replaces the filters (''[]'' allowed) of a published or archived meter. Errors: 55000 no tenant, 22023 NULL filters, P0002 unknown or deleted';
+
+-- The registry's test for dropped tables (sql/install/55_tracked.sql)
+CREATE FUNCTION meter.table_exists(relid oid) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'meter_table_exists' LANGUAGE C IMMUTABLE STRICT;
+COMMENT ON FUNCTION meter.table_exists(oid) IS
+	'Internal: does this node have a relation with this OID (the registry''s test for dropped tables)';
+
+-- sql/install/57_partitioning.sql, whole but for its event triggers (created last, below):
+-- meter.events stays a plain table; meter.event_ids stays empty until partition_events().
+-- ── Partitioned meter.events (SPEC §7; README "Partitioning and retention") ──────────
+-- meter.partition_events() turns meter.events, once, into a table partitioned by RANGE
+-- ("timestamp"); its partitions are the user's (by hand or with pg_partman). A partitioned
+-- table's unique indexes must contain the partition key, but the dedup is by id alone,
+-- whatever the timestamp, forever. So the partitioned table's primary key is
+-- (tenant_id, environment_id, id, "timestamp") and the dedup moves to meter.event_ids:
+-- exactly the (tenant_id, environment_id, id) of the rows meter.events holds, kept in step
+-- by statement-level triggers on meter.events and on each of its partitions (transition
+-- tables, one set-based statement per statement) and by event triggers for partitions
+-- created, attached, detached and dropped. Its primary key is the global unique index:
+-- a re-sent id fails with 23505 (constraint event_ids_pkey) at the end of the statement.
+-- While meter.events is a plain table, meter.event_ids stays empty and costs nothing.
+CREATE TABLE meter.event_ids (
+	tenant_id text COLLATE "C" NOT NULL,
+	environment_id text COLLATE "C" NOT NULL,
+	id text COLLATE "C" NOT NULL,
+	PRIMARY KEY (tenant_id, environment_id, id)
+);
+COMMENT ON TABLE meter.event_ids IS
+	'The ids of the events a partitioned meter.events holds (one row each): its primary key is the dedup across partitions';
+ALTER TABLE meter.event_ids ENABLE ROW LEVEL SECURITY;
+CREATE POLICY event_ids_scope ON meter.event_ids
+	USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('meter.tenant_id', true)
+		AND environment_id OPERATOR(pg_catalog.=) COALESCE(pg_catalog.current_setting('meter.environment_id', true), ''));
+SELECT pg_catalog.pg_extension_config_dump('meter.event_ids', '');
+
+-- The trigger keeping meter.event_ids in step, for one statement on meter.events or one
+-- of its partitions. UPDATE: the keys that left go, the keys that came are added
+-- (EXCEPT ALL: an id given to two rows is a duplicate). The statements that join the
+-- transition table to meter.event_ids run through EXECUTE, planned for each statement with
+-- its real number of rows (a cached plan made for a big statement would read all of
+-- meter.event_ids for every small one). SECURITY DEFINER: writers of events need no write
+-- access to meter.event_ids.
+CREATE FUNCTION meter.event_ids_sync() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+		INSERT INTO meter.event_ids (tenant_id, environment_id, id)
+		SELECT n.tenant_id, n.environment_id, n.id FROM meter_new n;
+	ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+		EXECUTE 'DELETE FROM meter.event_ids i USING meter_old o'
+			' WHERE i.tenant_id OPERATOR(pg_catalog.=) o.tenant_id'
+			' AND i.environment_id OPERATOR(pg_catalog.=) o.environment_id AND i.id OPERATOR(pg_catalog.=) o.id';
+	ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+		EXECUTE 'DELETE FROM meter.event_ids i'
+			' USING (SELECT o.tenant_id, o.environment_id, o.id FROM meter_old o'
+			' EXCEPT SELECT n.tenant_id, n.environment_id, n.id FROM meter_new n) g'
+			' WHERE i.tenant_id OPERATOR(pg_catalog.=) g.tenant_id'
+			' AND i.environment_id OPERATOR(pg_catalog.=) g.environment_id AND i.id OPERATOR(pg_catalog.=) g.id';
+		INSERT INTO meter.event_ids (tenant_id, environment_id, id)
+		SELECT n.tenant_id, n.environment_id, n.id FROM meter_new n
+		EXCEPT ALL SELECT o.tenant_id, o.environment_id, o.id FROM meter_old o;
+	ELSE
+		-- BEFORE TRUNCATE: each truncated table (the parent and every partition fire) lets
+		-- go of its own rows' ids.
+		EXECUTE pg_catalog.format('DELETE FROM meter.event_ids i USING ONLY %s e'
+			' WHERE i.tenant_id OPERATOR(pg_catalog.=) e.tenant_id'
+			' AND i.environment_id OPERATOR(pg_catalog.=) e.environment_id AND i.id OPERATOR(pg_catalog.=) e.id',
+			TG_RELID::pg_catalog.regclass);
+	END IF;
+	RETURN NULL;
+END $$;
+COMMENT ON FUNCTION meter.event_ids_sync() IS
+	'Internal: statement trigger keeping meter.event_ids equal to the ids a partitioned meter.events holds';
+
+-- The row-level security policies of one table created on another (those it lacks).
+CREATE FUNCTION meter.copy_policies(src regclass, dst regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p record;
+BEGIN
+	FOR p IN SELECT q.polname, q.polpermissive, q.polcmd, q.polroles,
+			pg_get_expr(q.polqual, q.polrelid) AS qual, pg_get_expr(q.polwithcheck, q.polrelid) AS with_check
+		FROM pg_policy q WHERE q.polrelid = src
+			AND NOT EXISTS (SELECT 1 FROM pg_policy x WHERE x.polrelid = dst AND x.polname = q.polname)
+		ORDER BY q.polname
+	LOOP
+		EXECUTE format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', p.polname, dst,
+			CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+			CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+				WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+			(SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE r::regrole::text END, ', ') FROM unnest(p.polroles) r),
+			CASE WHEN p.qual IS NOT NULL THEN format(' USING (%s)', p.qual) ELSE '' END,
+			CASE WHEN p.with_check IS NOT NULL THEN format(' WITH CHECK (%s)', p.with_check) ELSE '' END);
+	END LOOP;
+END $$;
+COMMENT ON FUNCTION meter.copy_policies(regclass, regclass) IS
+	'Internal: create on one table the row-level security policies of another that it lacks';
+
+-- A partition joining the partitioned meter.events (created as a partition, attached, or
+-- the partitions of meter.partition_events): the id triggers and the row-level security
+-- of meter.events on it and every table below it; with claim, its rows' ids (a duplicate
+-- fails with 23505, refusing the ATTACH).
+CREATE FUNCTION meter.event_partition_joined(tbl regclass, claim boolean) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	t regclass;
+BEGIN
+	FOR t IN SELECT x.relid FROM meter.table_tree(tbl) x LOOP
+		IF NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t AND g.tgname = 'meter_ids_insert') THEN
+			EXECUTE format('CREATE TRIGGER meter_ids_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS meter_new FOR EACH STATEMENT EXECUTE FUNCTION meter.event_ids_sync()', t);
+			EXECUTE format('CREATE TRIGGER meter_ids_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS meter_old NEW TABLE AS meter_new FOR EACH STATEMENT EXECUTE FUNCTION meter.event_ids_sync()', t);
+			EXECUTE format('CREATE TRIGGER meter_ids_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS meter_old FOR EACH STATEMENT EXECUTE FUNCTION meter.event_ids_sync()', t);
+			EXECUTE format('CREATE TRIGGER meter_ids_truncate BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION meter.event_ids_sync()', t);
+		END IF;
+		IF t <> 'meter.events'::regclass THEN
+			-- Whoever is granted a partition itself reads it under meter.events' policies.
+			EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
+			PERFORM meter.copy_policies('meter.events', t);
+		END IF;
+	END LOOP;
+	IF claim THEN
+		EXECUTE format('INSERT INTO meter.event_ids (tenant_id, environment_id, id) SELECT e.tenant_id, e.environment_id, e.id FROM %s e', tbl);
+	END IF;
+END $$;
+COMMENT ON FUNCTION meter.event_partition_joined(regclass, boolean) IS
+	'Internal: a partition joined the partitioned meter.events: id triggers and row-level security on it, and (claim) its rows'' ids';
+
+-- A partition leaving the partitioned meter.events (detached, or about to be dropped): its
+-- rows' ids go; detached, it loses the id triggers too.
+CREATE FUNCTION meter.event_partition_left(tbl regclass, detached boolean) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	t regclass;
+BEGIN
+	EXECUTE format('DELETE FROM meter.event_ids i USING %s e WHERE i.tenant_id = e.tenant_id'
+		' AND i.environment_id = e.environment_id AND i.id = e.id', tbl);
+	IF detached THEN
+		FOR t IN SELECT x.relid FROM meter.table_tree(tbl) x LOOP
+			EXECUTE format('DROP TRIGGER IF EXISTS meter_ids_insert ON %s', t);
+			EXECUTE format('DROP TRIGGER IF EXISTS meter_ids_update ON %s', t);
+			EXECUTE format('DROP TRIGGER IF EXISTS meter_ids_delete ON %s', t);
+			EXECUTE format('DROP TRIGGER IF EXISTS meter_ids_truncate ON %s', t);
+		END LOOP;
+	END IF;
+END $$;
+COMMENT ON FUNCTION meter.event_partition_left(regclass, boolean) IS
+	'Internal: a partition left the partitioned meter.events (detached, or dropped): its rows'' ids go';
+
+-- Partitions of meter.events created, attached, detached or dropped keep meter.event_ids
+-- exact (C, src/partitioning.c): DROP TABLE is seen before it runs (the rows are still
+-- there), the others after; other drops (DROP SCHEMA … CASCADE) at sql_drop. SECURITY DEFINER: whoever may run the DDL gets the extension
+-- owner's triggers on the partition. The caller's search_path resolves the statement's
+-- table names as the statement did (the queries it runs are schema-qualified).
+CREATE FUNCTION meter.on_partition_ddl() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'meter_on_partition_ddl' LANGUAGE C SECURITY DEFINER;
+COMMENT ON FUNCTION meter.on_partition_ddl() IS
+	'Event trigger: partitions of a partitioned meter.events created, attached, detached or dropped keep meter.event_ids exact';
+
+-- The index of the partitioned meter.events that a partition's index is attached to in a
+-- restore, created ON ONLY meter.events after the partition's (a primary key as a primary
+-- key); valid once every partition's index is attached.
+CREATE FUNCTION meter.restore_events_index(parent_name text, child regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	i pg_index;
+	def text;
+	head text;
+BEGIN
+	SELECT * INTO i FROM pg_index WHERE indexrelid = child;
+	IF i.indisprimary THEN
+		EXECUTE format('ALTER TABLE ONLY meter.events ADD CONSTRAINT %I %s', parent_name,
+			(SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c WHERE c.conindid = child AND c.contype = 'p'));
+		RETURN;
+	END IF;
+	def := pg_get_indexdef(child);
+	head := format('CREATE %sINDEX %s ON %s ', CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END,
+		quote_ident((SELECT relname FROM pg_class WHERE oid = child)), i.indrelid::regclass);
+	IF left(def, length(head)) <> head THEN
+		RAISE EXCEPTION 'unexpected index definition: %', def USING ERRCODE = 'XX000';
+	END IF;
+	EXECUTE format('CREATE %sINDEX %I ON ONLY meter.events %s', CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END,
+		parent_name, substr(def, length(head) + 1));
+END $$;
+COMMENT ON FUNCTION meter.restore_events_index(text, regclass) IS
+	'Internal (restore): create the index of the partitioned meter.events that a partition''s index is attached to';
+
+-- Run one statement as part of the extension (objects it creates become members, and
+-- pg_extension_config_dump may be called), for partition_events. Extension owner only.
+CREATE FUNCTION meter.run_as_member(statement text) RETURNS void
+	AS 'MODULE_PATHNAME', 'meter_run_as_member' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION meter.run_as_member(text) IS
+	'Internal: run one statement as if from the extension''s script (its objects become members); extension owner only';
+
+-- The swap behind meter.partition_events(default_partition). Runs as the caller, who must
+-- own the extension (the swap of an extension table): checked by run_as_member first.
+-- with_indexes false: the partitioned table gets no index of its own (a restore brings
+-- them: see on_partition_ddl).
+CREATE FUNCTION meter.convert_events(default_partition boolean, with_indexes boolean) RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	old_name CONSTANT text := 'events_before_partitioning';
+	old regclass := 'meter.events';
+	new regclass;
+	idx record;
+	defs text[] := '{}';
+	d text;
+	a record;
+	c record;
+	n bigint;
+BEGIN
+	IF (SELECT relkind FROM pg_class WHERE oid = old) = 'p' THEN
+		RAISE NOTICE 'meter.events is partitioned already';
+		RETURN old;
+	END IF;
+	PERFORM meter.run_as_member('SELECT 1');    -- 42501 unless the caller owns the extension
+	LOCK TABLE meter.events IN ACCESS EXCLUSIVE MODE;
+	IF EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = old AND NOT g.tgisinternal
+			AND g.tgname NOT IN ('meter_track_insert', 'meter_track_update', 'meter_track_delete', 'meter_track_truncate')) THEN
+		RAISE EXCEPTION 'meter.events has triggers of its own' USING ERRCODE = '55000',
+			DETAIL = format('Triggers: %s.', (SELECT string_agg(g.tgname, ', ' ORDER BY g.tgname) FROM pg_trigger g
+				WHERE g.tgrelid = old AND NOT g.tgisinternal AND g.tgname NOT LIKE 'meter\_track\_%')),
+			HINT = 'Drop them, partition meter.events, and create them again.';
+	END IF;
+	FOR idx IN SELECT i.indexrelid::regclass AS name, i.indisunique, i.indisprimary
+		FROM pg_index i WHERE i.indrelid = old ORDER BY i.indexrelid
+	LOOP
+		IF idx.indisunique AND NOT idx.indisprimary THEN
+			RAISE EXCEPTION 'meter.events has a unique index of its own: %', idx.name USING ERRCODE = '55000',
+				DETAIL = 'A unique index of a partitioned table must contain the partition key "timestamp".',
+				HINT = 'Drop it (meter.event_ids keeps ids unique), or add "timestamp" to it, then partition meter.events.';
+		END IF;
+		IF NOT idx.indisprimary THEN
+			defs := defs || pg_get_indexdef(idx.name);
+		END IF;
+	END LOOP;
+	IF NOT default_partition AND EXISTS (SELECT 1 FROM meter.events) THEN
+		RAISE EXCEPTION 'meter.events holds events: they need a partition' USING ERRCODE = '55000',
+			DETAIL = 'Without the default partition the partitioned table would have nowhere to keep them.',
+			HINT = 'Call meter.partition_events() (they go to meter.events_default); for pg_partman see the README.';
+	END IF;
+
+	-- The plain table steps aside (its indexes too: index names are per schema).
+	EXECUTE format('ALTER TABLE meter.events RENAME TO %I', old_name);
+	FOR idx IN SELECT i.indexrelid::regclass AS name, c2.relname FROM pg_index i JOIN pg_class c2 ON c2.oid = i.indexrelid
+		WHERE i.indrelid = old
+	LOOP
+		EXECUTE format('ALTER INDEX %s RENAME TO %I', idx.name, left(idx.relname, 40) || '_before_partitioning');
+	END LOOP;
+
+	-- The partitioned table, a member of the extension (so pg_dump treats it as the
+	-- extension's, and dumps its partitions' rows with the partitions).
+	PERFORM meter.run_as_member(format('CREATE TABLE meter.events (LIKE meter.%I INCLUDING DEFAULTS'
+		' INCLUDING CONSTRAINTS INCLUDING COMMENTS INCLUDING STORAGE INCLUDING COMPRESSION'
+		' INCLUDING STATISTICS INCLUDING GENERATED INCLUDING IDENTITY) PARTITION BY RANGE ("timestamp")', old_name));
+	new := 'meter.events'::regclass;
+	IF with_indexes THEN
+		ALTER TABLE meter.events ADD CONSTRAINT events_pkey PRIMARY KEY (tenant_id, environment_id, id, "timestamp");
+		FOREACH d IN ARRAY defs LOOP
+			EXECUTE d;
+		END LOOP;
+	END IF;
+	-- Row-level security, policies, privileges, owner and comment as they were.
+	SELECT c2.relrowsecurity, c2.relforcerowsecurity, c2.relacl, c2.relowner::regrole AS owner,
+		obj_description(old, 'pg_class') AS comment
+		INTO c FROM pg_class c2 WHERE c2.oid = old;
+	IF c.relrowsecurity THEN
+		ALTER TABLE meter.events ENABLE ROW LEVEL SECURITY;
+	END IF;
+	IF c.relforcerowsecurity THEN
+		ALTER TABLE meter.events FORCE ROW LEVEL SECURITY;
+	END IF;
+	PERFORM meter.copy_policies(old, new);
+	EXECUTE format('ALTER TABLE meter.events OWNER TO %s', c.owner);
+	FOR a IN SELECT x.grantee, x.privilege_type, x.is_grantable
+		FROM aclexplode(c.relacl) x WHERE x.grantee <> c.owner::oid
+	LOOP
+		EXECUTE format('GRANT %s ON meter.events TO %s%s', a.privilege_type,
+			CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END,
+			CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+	END LOOP;
+	FOR a IN SELECT t.attname, x.grantee, x.privilege_type, x.is_grantable
+		FROM pg_attribute t, aclexplode(t.attacl) x WHERE t.attrelid = old AND t.attacl IS NOT NULL
+	LOOP
+		EXECUTE format('GRANT %s (%I) ON meter.events TO %s%s', a.privilege_type, a.attname,
+			CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END,
+			CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+	END LOOP;
+	EXECUTE format('COMMENT ON TABLE meter.events IS %L', c.comment);
+
+	IF default_partition THEN
+		CREATE TABLE meter.events_default PARTITION OF meter.events DEFAULT;
+	END IF;
+
+	-- The rows move without being counted again (no trigger on the new table yet), their
+	-- ids are claimed, and the registry names the new table: usage stays as it was.
+	EXECUTE format('INSERT INTO meter.events SELECT * FROM meter.%I', old_name);
+	INSERT INTO meter.event_ids (tenant_id, environment_id, id)
+	SELECT e.tenant_id, e.environment_id, e.id FROM meter.events e;
+	UPDATE meter.tracked_tables SET relid = new WHERE relid = old;
+	PERFORM meter.attach_triggers(t.relid) FROM meter.table_tree(new) t
+	WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t.relid AND g.tgname = 'meter_track_insert');
+	PERFORM meter.event_partition_joined(new, false);
+
+	-- The plain table goes (its triggers first: its rows were not removed from usage).
+	PERFORM meter.detach_triggers(old);
+	EXECUTE format('ALTER EXTENSION meter DROP TABLE meter.%I', old_name);
+	EXECUTE format('DROP TABLE meter.%I', old_name);
+	PERFORM meter.run_as_member('SELECT pg_catalog.pg_extension_config_dump(''meter.events'', '''')');
+	RETURN new;
+END $$;
+COMMENT ON FUNCTION meter.convert_events(boolean, boolean) IS
+	'Internal: meter.partition_events(), and (without indexes) the start of a restore of a partitioned meter.events';
+
+-- See the README: "Partitioning and retention".
+CREATE FUNCTION meter.partition_events(default_partition boolean DEFAULT true) RETURNS regclass
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	SELECT meter.convert_events(default_partition, true)
+$$;
+COMMENT ON FUNCTION meter.partition_events(boolean) IS
+	'Turn meter.events into a table partitioned by RANGE ("timestamp") (default_partition: with meter.events_default '
+	'holding its rows); dedup by id across partitions through meter.event_ids. Extension owner only';
+
+REVOKE EXECUTE ON FUNCTION meter.event_ids_sync() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION meter.copy_policies(regclass, regclass) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION meter.event_partition_joined(regclass, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION meter.event_partition_left(regclass, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION meter.on_partition_ddl() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION meter.run_as_member(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION meter.restore_events_index(text, regclass) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION meter.convert_events(boolean, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION meter.partition_events(boolean) FROM PUBLIC;
+
 -- sql/install/60_rollups.sql, 61_recompute.sql and 62_seals.sql, whole: 0.2.0's stored
 -- usage, its SQL oracle and sealed periods are new (meter.rollups and meter.skipped too:
 -- 0.1.0's stepped aside above).
@@ -215,12 +631,20 @@ $$;
 COMMENT ON FUNCTION meter.oracle_matches_value(jsonb, text[]) IS
 	'Internal (verify): does a JSON value match a filter''s values, in SQL alone';
 
+-- The relations that hold the current scope's raw events: every tracked table that exists
+-- (on a Citus worker, each one's shard of the tenant's group).
+CREATE FUNCTION meter.event_sources() RETURNS SETOF regclass
+	AS 'MODULE_PATHNAME', 'meter_event_sources' LANGUAGE C STABLE;
+COMMENT ON FUNCTION meter.event_sources() IS
+	'Internal (verify): the relations holding the current scope''s raw events (every tracked table, or its shard on a Citus worker)';
+
 CREATE FUNCTION meter.expected_slots(meter_id text, totals boolean DEFAULT false)
 RETURNS TABLE (customer_id text, external_customer_id text, slot timestamptz, dims text,
 	events bigint, n bigint, sum numeric, sum_vt numeric, best numeric, best_at timestamptz,
 	uniques jsonb, maxima jsonb)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET enable_nestloop = off
 AS $fn$
 DECLARE
 	m meter.meters := meter.get_meter(expected_slots.meter_id);
@@ -239,7 +663,7 @@ BEGIN
 		'e."timestamp" AS ts, COALESCE(e.properties, ''{}'') AS p FROM %s AS e '
 		'WHERE e.tenant_id = $1 AND e.environment_id = $2 AND e.event_name = $3', t.relid), ' UNION ALL '),
 		'SELECT NULL::text, NULL::text, NULL::timestamptz, NULL::jsonb WHERE false')
-	INTO events_q FROM meter.tracked_tables t WHERE to_regclass(t.relid::text) IS NOT NULL;
+	INTO events_q FROM meter.event_sources() t(relid);
 	FOREACH k IN ARRAY keys LOOP
 		match_q := match_q || format(' AND meter.oracle_matches_value(r.p -> %L, %L::text[])',
 			k, meter.filter_values(m.filters, k));
@@ -253,8 +677,8 @@ BEGIN
 	RETURN QUERY EXECUTE format($q$
 		WITH r AS (SELECT * FROM (%1$s) r WHERE %2$s),
 		v AS (SELECT CASE WHEN $5 THEN '' ELSE r.c END AS c, CASE WHEN $5 THEN '' ELSE r.x END AS x,
-				CASE WHEN r.ts >= '2000-01-01 00:00:00+00' THEN date_bin('15 minutes', r.ts, '2000-01-01 00:00:00+00')
-					ELSE to_timestamp(floor(extract(epoch FROM r.ts) / 900) * 900) END AS slot, %3$s AS dims, r.ts,
+				r.ts - (mod(mod(extract(epoch FROM r.ts) * 1000000, 900000000) + 900000000, 900000000)::bigint
+					* interval '1 microsecond') AS slot, %3$s AS dims, r.ts,
 				%4$s AS v, %5$s AS u, %6$s AS g
 			FROM r),
 		base AS (SELECT v.c, v.x, v.slot, v.dims, count(*) AS events,
@@ -268,9 +692,12 @@ BEGIN
 		uq AS (SELECT w.c, w.x, w.slot, w.dims, jsonb_object_agg(w.u, w.refs ORDER BY w.u COLLATE "C") AS uniques
 			FROM (SELECT v.c, v.x, v.slot, v.dims, v.u, count(*) AS refs FROM v WHERE v.u IS NOT NULL
 				GROUP BY 1, 2, 3, 4, 5) w GROUP BY 1, 2, 3, 4),
-		mx AS (SELECT w.c, w.x, w.slot, w.dims, jsonb_agg(jsonb_build_array(w.g, w.mv) ORDER BY w.g COLLATE "C" NULLS FIRST) AS maxima
-			FROM (SELECT v.c, v.x, v.slot, v.dims, v.g, max(v.v) AS mv FROM v WHERE $7 AND v.v IS NOT NULL
-				GROUP BY 1, 2, 3, 4, 5) w GROUP BY 1, 2, 3, 4)
+		mx AS (SELECT w.c, w.x, w.slot, w.dims,
+				jsonb_agg(jsonb_build_array(w.off, w.g, w.mv) ORDER BY w.off, w.g COLLATE "C" NULLS FIRST) AS maxima
+			FROM (SELECT v.c, v.x, v.slot, v.dims, v.g,
+					CASE WHEN $8 THEN floor(extract(epoch FROM v.ts - v.slot) / 60)::bigint * 60 ELSE 0 END AS off,
+					max(v.v) AS mv FROM v WHERE $7 AND v.v IS NOT NULL
+				GROUP BY 1, 2, 3, 4, 5, 6) w GROUP BY 1, 2, 3, 4)
 		SELECT CASE WHEN $5 THEN NULL ELSE b.c END, CASE WHEN $5 THEN NULL ELSE b.x END, b.slot, b.dims,
 			b.events, b.n, b.sum, b.sum_vt, b.best, b.best_at, uq.uniques, mx.maxima
 		FROM base b
@@ -280,7 +707,8 @@ BEGIN
 		CASE WHEN kind = 'COUNT_UNIQUE' THEN format('meter.oracle_identity(r.p -> %L, true)', fld) ELSE 'NULL::text' END,
 		CASE WHEN bucketed AND meter.group_by_of(m.aggregation) IS NOT NULL
 			THEN format('meter.oracle_identity(r.p -> %L, true)', meter.group_by_of(m.aggregation)) ELSE 'NULL::text' END)
-	USING m.tenant_id, m.environment_id, m.event_name, m.aggregation, totals, kind::text, bucketed;
+	USING m.tenant_id, m.environment_id, m.event_name, m.aggregation, totals, kind::text, bucketed,
+		bucketed AND meter.bucket_size_of(m.aggregation) = 'MINUTE';
 END
 $fn$;
 COMMENT ON FUNCTION meter.expected_slots(text, boolean) IS
@@ -317,6 +745,17 @@ COMMENT ON TABLE meter.sealed_skips IS
 	'Events written into sealed time that a meter matched but did not count';
 CREATE INDEX sealed_skips_meter_idx ON meter.sealed_skips (tenant_id, environment_id, meter_id);
 
+-- Every change of the seals reaches every backend's seal cache (on a Citus cluster: of
+-- every node, through the trigger on each placement).
+CREATE FUNCTION meter.seals_changed() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'meter_seals_changed' LANGUAGE C;
+COMMENT ON FUNCTION meter.seals_changed() IS
+	'Trigger of meter.seals: invalidates the seal caches of every backend of the node';
+CREATE TRIGGER seals_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON meter.seals
+	FOR EACH STATEMENT EXECUTE FUNCTION meter.seals_changed();
+COMMENT ON TRIGGER seals_changed ON meter.seals IS
+	'Every change of the seals reaches every backend''s seal cache';
+
 ALTER TABLE meter.seals ENABLE ROW LEVEL SECURITY;
 ALTER TABLE meter.sealed_skips ENABLE ROW LEVEL SECURITY;
 CREATE POLICY seals_scope ON meter.seals
@@ -327,6 +766,13 @@ CREATE POLICY sealed_skips_scope ON meter.sealed_skips
 		AND environment_id OPERATOR(pg_catalog.=) COALESCE(pg_catalog.current_setting('meter.environment_id', true), ''));
 SELECT pg_catalog.pg_extension_config_dump('meter.seals', '');
 SELECT pg_catalog.pg_extension_config_dump('meter.sealed_skips', '');
+
+CREATE FUNCTION meter.seal_fold("before" timestamptz) RETURNS void
+	AS 'MODULE_PATHNAME', 'meter_seal_fold' LANGUAGE C VOLATILE STRICT
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION meter.seal_fold(timestamptz) IS
+	'Internal (meter.seal): waits for the scope''s in-flight ingestion, checks the seal does not move back, '
+	'folds everything pending; where the tenant''s rows are';
 
 CREATE FUNCTION meter.seal("before" timestamptz) RETURNS timestamptz
 	AS 'MODULE_PATHNAME', 'meter_seal' LANGUAGE C VOLATILE
@@ -380,7 +826,7 @@ COMMENT ON FUNCTION meter.rebuild(text) IS
 	'Recompute one published meter (or all of the current scope) from the raw events of every tracked table';
 CREATE OR REPLACE FUNCTION meter.verify(meter_id text DEFAULT NULL)
 RETURNS SETOF meter.difference
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_nestloop = off AS $$
 DECLARE
 	t text := meter.current_tenant();
 	e text := meter.current_environment();
@@ -388,6 +834,11 @@ DECLARE
 	m record;
 	lvl boolean;
 BEGIN
+	-- On a Citus cluster: where the tenant's rows are, in one snapshot (src/forward.h).
+	IF meter.tenant_elsewhere() THEN
+		RETURN QUERY SELECT * FROM meter.verify_at(verify.meter_id, t, e);
+		RETURN;
+	END IF;
 	IF verify.meter_id IS NOT NULL THEN
 		PERFORM meter.get_meter(verify.meter_id);
 	END IF;
@@ -430,7 +881,18 @@ COMMENT ON FUNCTION meter.verify(text) IS
 	'recomputation from the raw events (in SQL alone), sealed time left alone; empty when all is well';
 CREATE FUNCTION meter.attach_triggers(tbl regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	hand name;
 BEGIN
+	-- A trigger attached by hand (what the 55000 error of an unregistered table leads to)
+	-- would count every row a second time: these four replace it.
+	FOR hand IN SELECT g.tgname FROM pg_trigger g
+		WHERE g.tgrelid = tbl AND g.tgfoid = 'meter.track_usage()'::regprocedure AND g.tgparentid = 0
+			AND g.tgname NOT IN ('meter_track_insert', 'meter_track_update', 'meter_track_delete', 'meter_track_truncate')
+	LOOP
+		RAISE NOTICE 'dropping trigger % on %: meter.track() attaches its own', hand, tbl;
+		EXECUTE format('DROP TRIGGER %I ON %s', hand, tbl);
+	END LOOP;
 	EXECUTE format('CREATE TRIGGER meter_track_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS meter_new FOR EACH STATEMENT EXECUTE FUNCTION meter.track_usage()', tbl);
 	EXECUTE format('CREATE TRIGGER meter_track_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS meter_old NEW TABLE AS meter_new FOR EACH STATEMENT EXECUTE FUNCTION meter.track_usage()', tbl);
 	EXECUTE format('CREATE TRIGGER meter_track_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS meter_old FOR EACH STATEMENT EXECUTE FUNCTION meter.track_usage()', tbl);
@@ -471,7 +933,40 @@ BEGIN
 		RAISE NOTICE 'table % is tracked as a partition of %', tbl, pg_partition_root(tbl);
 		RETURN;
 	END IF;
+	-- Rows written through the parent fire the parent's statement triggers, not the
+	-- partition's: a partition is tracked through its root, with every other partition.
+	IF pg_partition_root(tbl) <> tbl THEN
+		RAISE EXCEPTION 'table % is a partition of %', tbl, pg_partition_root(tbl) USING ERRCODE = '22023',
+			DETAIL = 'Rows inserted through the partitioned table would not be counted.',
+			HINT = format('Run SELECT meter.track(%L): it tracks every partition.', pg_partition_root(tbl)::text);
+	END IF;
+	-- Citus creates a table's TRUNCATE triggers on its shards only when they exist before
+	-- the table is distributed (and DROP TRIGGER leaves them there): meter.track
+	-- distributes the tables it tracks itself, and takes back one it tracked before.
+	IF meter.distributed() THEN
+		IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = tbl)
+			AND EXISTS (SELECT 1 FROM pg_catalog.run_command_on_shards(tbl,
+				$q$SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgrelid = '%s'::pg_catalog.regclass
+					AND tgname LIKE 'meter\_track\_truncate\_%%'$q$) r
+				WHERE NOT r.success OR r.result <> '1') THEN
+			RAISE EXCEPTION 'table % is distributed already', tbl USING ERRCODE = '55000',
+				DETAIL = 'Its shards lack the tracking trigger for TRUNCATE, which Citus creates on the '
+					'shards only when the table is distributed.',
+				HINT = format('Run SELECT undistribute_table(%L) first: meter.track() distributes it, co-located with meter.events.', tbl);
+		END IF;
+	END IF;
+	-- On a Citus cluster: one connection per node for the whole transaction, so that the
+	-- recomputation below, which runs on the workers, sees everything this transaction did
+	-- there (the triggers, the shards and rows of the distributed table, the registry).
+	IF meter.distributed() THEN
+		PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+	END IF;
 	PERFORM meter.attach_triggers(t.relid) FROM meter.table_tree(tbl) t;
+	-- On a Citus cluster the table joins meter.events' co-location group (its triggers
+	-- then fire on its shards, where the tenant's usage is kept).
+	IF meter.distributed() THEN
+		PERFORM meter.distribute_table(tbl);
+	END IF;
 	INSERT INTO meter.tracked_tables (relid) VALUES (tbl);
 	-- The table's existing events now count: bring every meter in line.
 	PERFORM meter.rebuild_all();
@@ -489,6 +984,9 @@ BEGIN
 		RAISE EXCEPTION 'table % is not tracked', tbl USING ERRCODE = '22023',
 			HINT = 'SELECT relid FROM meter.tracked_tables lists the tracked tables.';
 	END IF;
+	IF meter.distributed() THEN
+		PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+	END IF;
 	PERFORM meter.detach_triggers(t.relid) FROM meter.table_tree(tbl) t;
 	DELETE FROM meter.tracked_tables WHERE relid = tbl;
 	PERFORM meter.rebuild_all();
@@ -496,7 +994,8 @@ END $$;
 COMMENT ON FUNCTION meter.untrack(regclass) IS
 	'Detach meter.track_usage() from a table (and its partitions) and take its events out of every meter''s usage';
 CREATE FUNCTION meter.on_ddl_end() RETURNS event_trigger
-	AS 'MODULE_PATHNAME', 'meter_on_ddl_end' LANGUAGE C SECURITY DEFINER;
+	AS 'MODULE_PATHNAME', 'meter_on_ddl_end' LANGUAGE C SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION meter.on_ddl_end() IS
 	'Event trigger: keeps tracked tables'' event columns, and their partitions'' tracking, intact';
 CREATE FUNCTION meter.on_sql_drop() RETURNS event_trigger
@@ -668,13 +1167,28 @@ BEGIN
 	EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION meter.seal(timestamptz) TO %s', role);
 END
 $$;
+CREATE OR REPLACE FUNCTION meter.grant_writer(role regrole) RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA meter TO %s', role);
+	-- SELECT: UPDATE and DELETE … WHERE read the rows they change (of the current scope only)
+	EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE ON meter.events TO %s', role);
+	-- meter.ingest reads the stored ids of a partitioned meter.events (its dedup)
+	EXECUTE pg_catalog.format('GRANT SELECT ON meter.event_ids TO %s', role);
+	IF pg_catalog.to_regprocedure('meter.ingest(jsonb)') IS NOT NULL THEN
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION meter.ingest(jsonb) TO %s', role);
+	END IF;
+END
+$$;
 CREATE OR REPLACE FUNCTION meter.revoke_access(role regrole) RETURNS void
 LANGUAGE plpgsql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	EXECUTE pg_catalog.format('REVOKE ALL ON meter.meters, meter.events, meter.rollups, '
-		'meter.pending, meter.seals, meter.sealed_skips, meter.skipped, meter.tracked_tables FROM %s', role);
+		'meter.pending, meter.seals, meter.sealed_skips, meter.skipped, meter.tracked_tables, meter.event_ids FROM %s', role);
 	EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION meter.rebuild(text) FROM %s', role);
 	EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION meter.compact(text) FROM %s', role);
 	EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION meter.seal(timestamptz) FROM %s', role);
@@ -684,6 +1198,342 @@ BEGIN
 	EXECUTE pg_catalog.format('REVOKE USAGE ON SCHEMA meter FROM %s', role);
 END
 $$;
+
+-- ── Scaling out on Citus (sql/install/95_scale_out.sql, whole) ─────────────────────
+-- meter.distribute() turns a single-node install into the distributed layout: the
+-- catalog, the seals and the tracked-tables registry become reference tables, the events,
+-- the stored usage and every tracked table are distributed by tenant_id in one
+-- co-location group. The tracking trigger then fires on the shards, on the node holding
+-- them, and works on that tenant's co-located shards there (src/placement.h); functions of
+-- a tenant's scope run on that node too, through their meter.<name>_at twins below
+-- (src/forward.h). On one server none of this is used.
+
+CREATE FUNCTION meter.distributed() RETURNS boolean
+	AS 'MODULE_PATHNAME', 'meter_distributed' LANGUAGE C STABLE;
+COMMENT ON FUNCTION meter.distributed() IS
+	'Are the extension''s tables distributed by Citus (meter.distribute() ran)?';
+
+CREATE FUNCTION meter.tenant_elsewhere() RETURNS boolean
+	AS 'MODULE_PATHNAME', 'meter_tenant_elsewhere' LANGUAGE C STABLE;
+COMMENT ON FUNCTION meter.tenant_elsewhere() IS
+	'Internal: are the current tenant''s rows on another node of the Citus cluster (so its functions run there)?';
+
+-- SET LOCAL of the scope, which Citus replays on the workers of the transaction (with
+-- citus.propagate_set_commands = 'local'; it propagates SET LOCAL statements run inside a
+-- function, as here, or in a transaction block): row-level security on the shards then
+-- sees the scope. meter.ingest calls it on a Citus cluster. No SET clause: the settings
+-- stay for the caller (whose own SET clause, if any, undoes them when it returns).
+CREATE FUNCTION meter.propagate_scope(tenant text, environment text) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+	PERFORM pg_catalog.set_config('citus.propagate_set_commands', 'local', true);
+	EXECUTE pg_catalog.format('SET LOCAL meter.tenant_id = %L', tenant);
+	EXECUTE pg_catalog.format('SET LOCAL meter.environment_id = %L', environment);
+END $$;
+COMMENT ON FUNCTION meter.propagate_scope(text, text) IS
+	'Internal (meter.ingest on Citus): SET LOCAL the scope, which Citus replays on the workers of the transaction';
+
+-- The twins: meter.<name>_at(<the arguments of meter.<name>>, tenant, environment) calls
+-- meter.<name> inside that scope. meter.distribute() makes each a distributed function
+-- (distribution argument tenant, co-located with meter.events, force_delegation), so that
+-- Citus runs it on the node that holds the tenant's shards; meter.<name> forwards to it
+-- when called anywhere else. Not STRICT: the functions' own arguments may be NULL.
+CREATE FUNCTION meter.usage_at(meter_id text, start_time timestamptz, end_time timestamptz,
+	customer_id text, external_customer_id text, window_size meter.window_size, timezone text,
+	billing_anchor timestamptz, tenant text, environment text)
+RETURNS TABLE (window_start timestamptz, window_end timestamptz, value numeric)
+	AS 'MODULE_PATHNAME', 'meter_at' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION meter.usage_at(text, timestamptz, timestamptz, text, text, meter.window_size,
+	text, timestamptz, text, text) IS
+	'Internal: meter.usage in the scope (tenant, environment), run where the tenant''s rows are';
+
+CREATE FUNCTION meter.usage_from_events_at(meter_id text, start_time timestamptz,
+	end_time timestamptz, customer_id text, external_customer_id text,
+	window_size meter.window_size, timezone text, billing_anchor timestamptz, source regclass,
+	tenant text, environment text)
+RETURNS TABLE (window_start timestamptz, window_end timestamptz, value numeric)
+	AS 'MODULE_PATHNAME', 'meter_at' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION meter.usage_from_events_at(text, timestamptz, timestamptz, text, text,
+	meter.window_size, text, timestamptz, regclass, text, text) IS
+	'Internal: meter.usage_from_events in the scope (tenant, environment), run where the tenant''s rows are';
+
+CREATE FUNCTION meter.usage_by_customer_at(meter_id text, start_time timestamptz,
+	end_time timestamptz, window_size meter.window_size, timezone text,
+	billing_anchor timestamptz, tenant text, environment text)
+RETURNS TABLE (customer_id text, external_customer_id text, window_start timestamptz,
+	window_end timestamptz, value numeric)
+	AS 'MODULE_PATHNAME', 'meter_at' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION meter.usage_by_customer_at(text, timestamptz, timestamptz, meter.window_size,
+	text, timestamptz, text, text) IS
+	'Internal: meter.usage_by_customer in the scope (tenant, environment), run where the tenant''s rows are';
+
+CREATE FUNCTION meter.usage_by_customer_from_events_at(meter_id text, start_time timestamptz,
+	end_time timestamptz, window_size meter.window_size, timezone text,
+	billing_anchor timestamptz, source regclass, tenant text, environment text)
+RETURNS TABLE (customer_id text, external_customer_id text, window_start timestamptz,
+	window_end timestamptz, value numeric)
+	AS 'MODULE_PATHNAME', 'meter_at' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION meter.usage_by_customer_from_events_at(text, timestamptz, timestamptz,
+	meter.window_size, text, timestamptz, regclass, text, text) IS
+	'Internal: meter.usage_by_customer_from_events in the scope (tenant, environment), run where the tenant''s rows are';
+
+CREATE FUNCTION meter.usage_by_group_at(meter_id text, group_by text[], start_time timestamptz,
+	end_time timestamptz, customer_id text, external_customer_id text,
+	window_size meter.window_size, timezone text, billing_anchor timestamptz,
+	tenant text, environment text)
+RETURNS TABLE (group_values jsonb, window_start timestamptz, window_end timestamptz, value numeric)
+	AS 'MODULE_PATHNAME', 'meter_at' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION meter.usage_by_group_at(text, text[], timestamptz, timestamptz, text, text,
+	meter.window_size, text, timestamptz, text, text) IS
+	'Internal: meter.usage_by_group in the scope (tenant, environment), run where the tenant''s rows are';
+
+CREATE FUNCTION meter.usage_by_group_from_events_at(meter_id text, group_by text[],
+	start_time timestamptz, end_time timestamptz, customer_id text, external_customer_id text,
+	window_size meter.window_size, timezone text, billing_anchor timestamptz, source regclass,
+	tenant text, environment text)
+RETURNS TABLE (group_values jsonb, window_start timestamptz, window_end timestamptz, value numeric)
+	AS 'MODULE_PATHNAME', 'meter_at' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION meter.usage_by_group_from_events_at(text, text[], timestamptz, timestamptz,
+	text, text, meter.window_size, text, timestamptz, regclass, text, text) IS
+	'Internal: meter.usage_by_group_from_events in the scope (tenant, environment), run where the tenant''s rows are';
+
+CREATE FUNCTION meter.usage_by_filter_groups_at(meter_id text, groups jsonb,
+	start_time timestamptz, end_time timestamptz, customer_id text, external_customer_id text,
+	window_size meter.window_size, timezone text, billing_anchor timestamptz,
+	tenant text, environment text)
+RETURNS TABLE (group_id text, window_start timestamptz, window_end timestamptz, value numeric)
+	AS 'MODULE_PATHNAME', 'meter_at' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION meter.usage_by_filter_groups_at(text, jsonb, timestamptz, timestamptz, text,
+	text, meter.window_size, text, timestamptz, text, text) IS
+	'Internal: meter.usage_by_filter_groups in the scope (tenant, environment), run where the tenant''s rows are';
+
+CREATE FUNCTION meter.usage_by_filter_groups_from_events_at(meter_id text, groups jsonb,
+	start_time timestamptz, end_time timestamptz, customer_id text, external_customer_id text,
+	window_size meter.window_size, timezone text, billing_anchor timestamptz, source regclass,
+	tenant text, environment text)
+RETURNS TABLE (group_id text, window_start timestamptz, window_end timestamptz, value numeric)
+	AS 'MODULE_PATHNAME', 'meter_at' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION meter.usage_by_filter_groups_from_events_at(text, jsonb, timestamptz,
+	timestamptz, text, text, meter.window_size, text, timestamptz, regclass, text, text) IS
+	'Internal: meter.usage_by_filter_groups_from_events in the scope (tenant, environment), run where the tenant''s rows are';
+
+CREATE FUNCTION meter.stored_slots_at(meter_id text, totals boolean, tenant text, environment text)
+RETURNS TABLE (customer_id text, external_customer_id text, slot timestamptz, dims text,
+	marked boolean, events bigint, n bigint, sum numeric, sum_vt numeric, best numeric,
+	best_at timestamptz, uniques jsonb, maxima jsonb)
+	AS 'MODULE_PATHNAME', 'meter_at' LANGUAGE C STABLE;
+COMMENT ON FUNCTION meter.stored_slots_at(text, boolean, text, text) IS
+	'Internal: meter.stored_slots in the scope (tenant, environment), run where the tenant''s rows are';
+
+CREATE FUNCTION meter.skips_at(tenant text, environment text)
+RETURNS TABLE (meter_id text, customer_id text, external_customer_id text, bucket timestamptz,
+	skipped bigint, reason text)
+	AS 'MODULE_PATHNAME', 'meter_at' LANGUAGE C STABLE;
+COMMENT ON FUNCTION meter.skips_at(text, text) IS
+	'Internal: meter.skips in the scope (tenant, environment), run where the tenant''s rows are';
+
+CREATE FUNCTION meter.verify_at(meter_id text, tenant text, environment text)
+RETURNS SETOF meter.difference
+	AS 'MODULE_PATHNAME', 'meter_at' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION meter.verify_at(text, text, text) IS
+	'Internal: meter.verify in the scope (tenant, environment), run where the tenant''s rows are';
+
+CREATE FUNCTION meter.compact_at(meter_id text, tenant text, environment text) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'meter_at' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION meter.compact_at(text, text, text) IS
+	'Internal: meter.compact in the scope (tenant, environment), run where the tenant''s rows are';
+
+CREATE FUNCTION meter.rebuild_at(meter_id text, tenant text, environment text)
+RETURNS SETOF meter.rebuilt
+	AS 'MODULE_PATHNAME', 'meter_at' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION meter.rebuild_at(text, text, text) IS
+	'Internal: meter.rebuild in the scope (tenant, environment), run where the tenant''s rows are';
+
+CREATE FUNCTION meter.seal_fold_at("before" timestamptz, tenant text, environment text)
+RETURNS void
+	AS 'MODULE_PATHNAME', 'meter_at' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION meter.seal_fold_at(timestamptz, text, text) IS
+	'Internal: meter.seal_fold in the scope (tenant, environment), run where the tenant''s rows are';
+
+-- The twins of functions kept from PUBLIC are kept from it too, and granted with them
+-- (meter.grant_admin, meter.revoke_access).
+REVOKE EXECUTE ON FUNCTION meter.compact_at(text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION meter.rebuild_at(text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION meter.seal_fold(timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION meter.seal_fold_at(timestamptz, text, text) FROM PUBLIC;
+
+-- One table into the distributed layout, co-located with meter.events. The tracking
+-- triggers are off while Citus copies the rows into the shards (they would count the
+-- rows again: their usage is stored already and moves along with them).
+CREATE FUNCTION meter.distribute_table(tbl regclass, shard_count integer DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	coll text;
+	trg text;
+	off text[];
+BEGIN
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = tbl) THEN
+		IF tbl <> 'meter.events'::regclass AND (SELECT p.colocationid FROM pg_catalog.pg_dist_partition p
+				WHERE p.logicalrelid = tbl) IS DISTINCT FROM (SELECT p.colocationid
+				FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'meter.events'::regclass) THEN
+			RAISE EXCEPTION 'table % is distributed but not co-located with meter.events', tbl
+				USING ERRCODE = '55000',
+				DETAIL = 'A tenant''s events must be on the node that counts them: every tracked table is '
+					'distributed by tenant_id in meter.events'' co-location group.',
+				HINT = format('Run SELECT undistribute_table(%L) and track it again.', tbl);
+		END IF;
+		RETURN;
+	END IF;
+	SELECT c.collname INTO coll FROM pg_catalog.pg_attribute a
+		JOIN pg_catalog.pg_collation c ON c.oid = a.attcollation
+		WHERE a.attrelid = tbl AND a.attname = 'tenant_id' AND NOT a.attisdropped;
+	IF coll IS DISTINCT FROM 'C' THEN
+		RAISE EXCEPTION 'column tenant_id of % must have collation "C"', tbl
+			USING ERRCODE = '42804',
+			DETAIL = format('It has collation %s; Citus co-locates tables only when their distribution '
+				'columns have the same collation, and meter.events'' tenant_id is COLLATE "C".',
+				COALESCE(pg_catalog.quote_ident(coll), 'none')),
+			HINT = format('Run ALTER TABLE %s ALTER COLUMN tenant_id TYPE text COLLATE "C" first.', tbl);
+	END IF;
+	-- (Not the TRUNCATE one: a copy does not fire it, and Citus does not pass ENABLE TRIGGER
+	-- on to the shards' TRUNCATE triggers.)
+	off := ARRAY(SELECT g.tgname FROM pg_catalog.pg_trigger g WHERE g.tgrelid = tbl
+		AND g.tgname IN ('meter_track_insert', 'meter_track_update', 'meter_track_delete')
+		AND g.tgenabled <> 'D');
+	FOREACH trg IN ARRAY off LOOP
+		EXECUTE pg_catalog.format('ALTER TABLE %s DISABLE TRIGGER %I', tbl, trg);
+	END LOOP;
+	IF tbl = 'meter.events'::regclass THEN
+		PERFORM pg_catalog.create_distributed_table(tbl, 'tenant_id', shard_count => shard_count);
+	ELSE
+		PERFORM pg_catalog.create_distributed_table(tbl, 'tenant_id', colocate_with => 'meter.events');
+	END IF;
+	-- The rows now live in the shards; drop the coordinator's local copy.
+	PERFORM pg_catalog.truncate_local_data_after_distributing_table(tbl);
+	FOREACH trg IN ARRAY off LOOP
+		EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE TRIGGER %I', tbl, trg);
+	END LOOP;
+END $$;
+COMMENT ON FUNCTION meter.distribute_table(regclass, integer) IS
+	'Internal: distribute one table by tenant_id, co-located with meter.events, without counting its rows again';
+
+CREATE FUNCTION meter.distribute(shard_count integer DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	version text := (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'meter');
+	node record;
+	tbl regclass;
+	trg text;
+	off text[];
+	saved meter.tracked_tables[];
+	r meter.tracked_tables;
+	fn regprocedure;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+		RAISE EXCEPTION 'citus is not installed in this database' USING ERRCODE = '55000',
+			HINT = 'Set shared_preload_libraries = ''citus'' and citus.enable_unsafe_triggers = on, restart, '
+				'run CREATE EXTENSION citus and add the workers (README "Scaling out on Citus").';
+	END IF;
+	IF (SELECT groupid FROM pg_catalog.pg_dist_local_group) <> 0 THEN
+		RAISE EXCEPTION 'meter.distribute() runs on the coordinator' USING ERRCODE = '55000',
+			HINT = 'Connect to the coordinator and run it there.';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node WHERE groupid = 0) THEN
+		RAISE EXCEPTION 'the coordinator is not in the Citus metadata' USING ERRCODE = '55000',
+			DETAIL = 'Changes of meter.meters are validated and applied by triggers on the placement of '
+				'every node, the coordinator''s included.',
+			HINT = 'Run SELECT citus_set_coordinator_host(''<host>'', <port>) first.';
+	END IF;
+	IF pg_catalog.current_setting('citus.enable_unsafe_triggers') <> 'on' THEN
+		RAISE EXCEPTION 'citus.enable_unsafe_triggers is off' USING ERRCODE = '55000',
+			DETAIL = 'The tracking triggers must fire on the shards of the event tables.',
+			HINT = 'Set citus.enable_unsafe_triggers = on in postgresql.conf on every node and reload.';
+	END IF;
+	FOR node IN SELECT * FROM pg_catalog.run_command_on_workers(
+		$q$SELECT COALESCE((SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'meter'), 'none')$q$)
+	LOOP
+		IF NOT node.success OR node.result IS DISTINCT FROM version THEN
+			RAISE EXCEPTION 'meter % is not installed on worker %:%', version, node.nodename, node.nodeport
+				USING ERRCODE = '55000',
+				DETAIL = format('It has %s.', node.result),
+				HINT = 'Install the same build of meter on every node and run CREATE EXTENSION meter there.';
+		END IF;
+	END LOOP;
+
+	-- Reference tables: the catalog (its triggers off during the copy: they would validate
+	-- and recompute on every node), the seals, and the registry. The registry stores
+	-- OIDs, which are per node: its rows are written again once it is distributed, so that
+	-- every node resolves the table names itself.
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = 'meter.meters'::regclass) THEN
+		off := ARRAY(SELECT g.tgname FROM pg_catalog.pg_trigger g
+			WHERE g.tgrelid = 'meter.meters'::regclass AND NOT g.tgisinternal AND g.tgenabled <> 'D'
+				AND g.tgname IN ('meters_validate', 'meters_rollups'));
+		FOREACH trg IN ARRAY off LOOP
+			EXECUTE pg_catalog.format('ALTER TABLE meter.meters DISABLE TRIGGER %I', trg);
+		END LOOP;
+		PERFORM pg_catalog.create_reference_table('meter.meters');
+		PERFORM pg_catalog.truncate_local_data_after_distributing_table('meter.meters');
+		FOREACH trg IN ARRAY off LOOP
+			EXECUTE pg_catalog.format('ALTER TABLE meter.meters ENABLE TRIGGER %I', trg);
+		END LOOP;
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = 'meter.seals'::regclass) THEN
+		PERFORM pg_catalog.create_reference_table('meter.seals');
+		PERFORM pg_catalog.truncate_local_data_after_distributing_table('meter.seals');
+	END IF;
+	saved := ARRAY(SELECT t FROM meter.tracked_tables t ORDER BY t.relid::pg_catalog.oid);
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = 'meter.tracked_tables'::regclass) THEN
+		DELETE FROM meter.tracked_tables;
+		PERFORM pg_catalog.create_reference_table('meter.tracked_tables');
+		PERFORM pg_catalog.truncate_local_data_after_distributing_table('meter.tracked_tables');
+	ELSE
+		saved := NULL;
+	END IF;
+
+	-- Distributed tables, one co-location group: the events, the stored usage, and every
+	-- tracked table of the users'.
+	PERFORM meter.distribute_table('meter.events', shard_count);
+	FOREACH tbl IN ARRAY ARRAY['meter.pending', 'meter.rollups', 'meter.sealed_skips']::regclass[] LOOP
+		PERFORM meter.distribute_table(tbl);
+	END LOOP;
+	FOR tbl IN SELECT t.relid FROM pg_catalog.unnest(saved) t
+		UNION SELECT t.relid FROM meter.tracked_tables t
+	LOOP
+		PERFORM meter.distribute_table(tbl);
+	END LOOP;
+	-- Now that every tracked table exists on every node.
+	FOREACH r IN ARRAY COALESCE(saved, '{}') LOOP
+		INSERT INTO meter.tracked_tables (relid, tracked_at, tracked_by)
+			VALUES (r.relid, r.tracked_at, r.tracked_by);
+	END LOOP;
+
+	-- Functions of a tenant's scope run on the node holding its shards (src/forward.h).
+	FOR fn IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+		WHERE p.pronamespace = 'meter'::regnamespace AND p.prosrc = 'meter_at'
+			AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
+				WHERE o.classid = 'pg_catalog.pg_proc'::regclass AND o.objid = p.oid
+					AND o.distribution_argument_index IS NOT NULL)
+		ORDER BY 1
+	LOOP
+		PERFORM pg_catalog.create_distributed_function(fn, 'tenant',
+			colocate_with => 'meter.events', force_delegation => true);
+	END LOOP;
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
+			WHERE o.classid = 'pg_catalog.pg_proc'::regclass
+				AND o.objid = 'meter.lock_tenant(text)'::regprocedure
+				AND o.distribution_argument_index IS NOT NULL) THEN
+		PERFORM pg_catalog.create_distributed_function('meter.lock_tenant(text)', 'tenant',
+			colocate_with => 'meter.events', force_delegation => true);
+	END IF;
+END $$;
+COMMENT ON FUNCTION meter.distribute(integer) IS
+	'On a Citus coordinator: meters, seals and the tracked-tables registry become reference tables; events, '
+	'stored usage and every tracked table are distributed by tenant_id, co-located; the functions of a '
+	'tenant''s scope run on its node. Idempotent; owner only';
+
+REVOKE EXECUTE ON FUNCTION meter.distribute_table(regclass, integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION meter.distribute(integer) FROM PUBLIC;
 
 -- ── 3. Data ─────────────────────────────────────────────────────────────────────────
 -- Meter names: 0.2.0 stores event_name and name trimmed (SPEC §4). Every meter is saved
@@ -750,10 +1600,12 @@ DROP FUNCTION meter.legacy_import(text, text, text, regclass, regclass);
 SELECT meter.rebuild_all();
 
 -- ── 4. Privileges, the legacy tables, event triggers ────────────────────────────────
--- Roles granted access under 0.1.0 (meter.grant_reader/grant_admin, or by hand) keep it:
--- what they held on 0.1.0's rollup tables they get on every table of 0.2.0's stored
--- usage, what they held on meter.skipped on the new view, and EXECUTE on meter.rebuild
--- brings EXECUTE on meter.compact and meter.seal (as meter.grant_admin gives them).
+-- Roles granted access under 0.1.0 (meter.grant_reader/grant_writer/grant_admin, or by
+-- hand) keep it: what they held on 0.1.0's rollup tables they get on every table of
+-- 0.2.0's stored usage, what they held on meter.skipped on the new view, INSERT on
+-- meter.events brings SELECT on meter.event_ids (meter.ingest's dedup once meter.events is
+-- partitioned, as meter.grant_writer gives it), and EXECUTE on meter.rebuild brings
+-- EXECUTE on meter.compact and meter.seal (as meter.grant_admin gives them).
 -- GRANTs run inside ALTER EXTENSION are recorded as the extension's initial privileges,
 -- which pg_dump leaves out of a dump: the objects' initial privileges are put back to
 -- what a fresh 0.2.0 has, so that a dump keeps these grants.
@@ -767,7 +1619,7 @@ BEGIN
 	FROM (SELECT 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid::pg_catalog.text || ':'
 			|| x::pg_catalog.regclass::pg_catalog.oid::pg_catalog.text AS key
 		FROM pg_catalog.unnest(ARRAY['meter.rollups', 'meter.pending', 'meter.seals', 'meter.sealed_skips',
-			'meter.skipped']) x
+			'meter.skipped', 'meter.event_ids']) x
 		UNION ALL
 		SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid::pg_catalog.text || ':'
 			|| x::pg_catalog.regprocedure::pg_catalog.oid::pg_catalog.text
@@ -793,6 +1645,14 @@ BEGIN
 		JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.source::pg_catalog.regclass
 		CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
 		WHERE a.grantee OPERATOR(pg_catalog.<>) c.relowner
+		UNION
+		SELECT DISTINCT 'TABLE meter.event_ids', 'SELECT', a.is_grantable,
+			CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+				ELSE a.grantee::pg_catalog.regrole::pg_catalog.text END
+		FROM pg_catalog.pg_class c
+		CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+		WHERE c.oid OPERATOR(pg_catalog.=) 'meter.events'::pg_catalog.regclass
+			AND a.privilege_type OPERATOR(pg_catalog.=) 'INSERT' AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
 		UNION
 		SELECT DISTINCT t.target, a.privilege_type, a.is_grantable,
 			CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
@@ -831,3 +1691,17 @@ DROP TABLE meter.legacy_rollup_values;
 CREATE EVENT TRIGGER meter_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
 	EXECUTE FUNCTION meter.on_ddl_end();
 CREATE EVENT TRIGGER meter_sql_drop ON sql_drop EXECUTE FUNCTION meter.on_sql_drop();
+-- Partitions of meter.events (sql/install/57_partitioning.sql); meter_partition_restore
+-- fires in replica mode too (a restore's session_replication_role).
+CREATE EVENT TRIGGER meter_partition_ddl_start ON ddl_command_start WHEN TAG IN ('DROP TABLE')
+	EXECUTE FUNCTION meter.on_partition_ddl();
+-- Restoring a dump of a partitioned meter.events (with session_replication_role = replica,
+-- the README's way): the dump attaches partitions to the plain table CREATE EXTENSION made,
+-- which is partitioned first; later it attaches the partitions' indexes to the table's,
+-- which are created then (the table is the extension's, so its indexes are not dumped).
+CREATE EVENT TRIGGER meter_partition_restore ON ddl_command_start WHEN TAG IN ('ALTER TABLE', 'ALTER INDEX')
+	EXECUTE FUNCTION meter.on_partition_ddl();
+ALTER EVENT TRIGGER meter_partition_restore ENABLE ALWAYS;
+CREATE EVENT TRIGGER meter_partition_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
+	EXECUTE FUNCTION meter.on_partition_ddl();
+CREATE EVENT TRIGGER meter_partition_drop ON sql_drop EXECUTE FUNCTION meter.on_partition_ddl();

@@ -281,26 +281,13 @@ check "0.1.0 database: meters, events (two tables, ingest, updates, deletes), ar
 [ -s "$work/setup.log" ] && grep -E "ERROR|FATAL" "$work/setup.log" | head -5
 
 scopes=$(q "$old" "SELECT DISTINCT tenant_id || ':' || environment_id FROM meter.meters ORDER BY 1")
-# KNOWN ISSUE (the 0.2.0 engine, not the upgrade; a fresh 0.2.0 shows it too): for a MAX
-# with bucket_size MINUTE, the stored state keeps one maximum per minute while verify's SQL
-# oracle expects one per 15-minute slot, so verify reports 'maxima' for such meters.
-# Those rows are counted and shown, not failed; every other row fails.
 verify_all() { # verify_all LABEL DATABASE
-	local s t e out known aside
+	local s t e out
 	for s in $scopes; do
 		t=${s%%:*} e=${s#*:}
-		out=$(q "$2" "SET meter.tenant_id = '$t'; SET meter.environment_id = '$e';
-			SELECT CASE WHEN v.what LIKE 'maxima%' AND meter.bucket_size_of(m.aggregation)::text = 'MINUTE'
-				THEN 'known' ELSE 'bad' END, v.* FROM meter.verify() v JOIN meter.meters m ON m.id = v.meter_id" 2>&1)
-		known=$(grep -c '^known|' <<<"$out")
-		aside=""
-		if [ "$known" != 0 ]; then
-			echo "KNOWN ISSUE (engine): verify() reports $known 'maxima' rows of MINUTE-bucketed MAX meters in '$t'/'$e'"
-			aside=" (MINUTE maxima aside)"
-		fi
-		out=$(grep -v '^known|' <<<"$out")
+		out=$(q "$2" "SET meter.tenant_id = '$t'; SET meter.environment_id = '$e'; SELECT * FROM meter.verify()" 2>&1)
 		[ -n "$out" ] && echo "$out" | head -10
-		check "$1: meter.verify() empty in scope '$t'/'$e'$aside" "$([ -z "$out" ]; echo $?)"
+		check "$1: meter.verify() empty in scope '$t'/'$e'" "$([ -z "$out" ]; echo $?)"
 	done
 }
 verify_all "0.1.0" "$old"
