@@ -644,7 +644,9 @@ RETURNS TABLE (customer_id text, external_customer_id text, slot timestamptz, di
 	uniques jsonb, maxima jsonb)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
-SET enable_nestloop = off
+-- Hash joins over the slots; disabling nested loops inflates the plan's cost past
+-- jit_above_cost, and compiling each query would cost more than running it.
+SET enable_nestloop = off SET jit = off
 AS $fn$
 DECLARE
 	m meter.meters := meter.get_meter(expected_slots.meter_id);
@@ -826,7 +828,7 @@ COMMENT ON FUNCTION meter.rebuild(text) IS
 	'Recompute one published meter (or all of the current scope) from the raw events of every tracked table';
 CREATE OR REPLACE FUNCTION meter.verify(meter_id text DEFAULT NULL)
 RETURNS SETOF meter.difference
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_nestloop = off AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_nestloop = off SET jit = off AS $$
 DECLARE
 	t text := meter.current_tenant();
 	e text := meter.current_environment();

@@ -8,7 +8,10 @@
  * raw events read in that same snapshot (replacing whatever the rows and the batch held
  * for them), drops entries left empty, and writes the rows back; then the next batch.
  * Rows of pending transactions are invisible to that snapshot and stay pending, as do
- * their events for the recomputation, so every event is counted exactly once.
+ * their events for the recomputation, so every event is counted exactly once. Across
+ * batches: a slot recomputed by an earlier batch already counts what later batches'
+ * pending rows carry for it (they skip it), and an entry is dropped only when every part
+ * of it is empty (a batch may hold an update's +2 without the insert it applies to).
  */
 #include "postgres.h"
 
@@ -233,6 +236,12 @@ typedef struct Fold
 	SlotSet   **sets;			/* per row: its entries (stored + the batch) */
 	int			nkeys;
 	SlotSet    *marks;			/* (customer, slot) marked for recomputation (dims "") */
+	/* What earlier batches of this run recomputed from the raw events of the run's
+	 * snapshot: (customer, slot) and, customer "", the slots of the totals. Those raw
+	 * events include what every later batch's pending rows carry (written in the same
+	 * transactions), so a later batch must not add those entries again. */
+	SlotSet    *recomputed;		/* (customer, slot), dims "" */
+	SlotSet    *recomputed_totals;	/* (slot), customer and dims "" */
 	/* lookups the decode repeats, cached */
 	const char *last_customer;
 	const char *last_external;
@@ -329,6 +338,32 @@ pending_target(const SlotKey *key, bool mark, void *arg, Partial **into)
 {
 	Fold	   *f = arg;
 
+	if (slotset_count(f->recomputed) > 0)
+	{
+		SlotKey		probe = *key;
+		bool		customer_done,
+					totals_done;
+
+		probe.dims = "";
+		customer_done = slotset_find(f->recomputed, &probe) != NULL;
+		probe.customer = no_customer;
+		probe.external_customer = no_customer;
+		totals_done = slotset_find(f->recomputed_totals, &probe) != NULL;
+		if (customer_done || totals_done)
+		{
+			/* A customer's recomputed slot had its totals slot recomputed with it, so
+			 * only the totals can be done alone; nothing is left to mark either way. */
+			into[0] = customer_done ? NULL : &customer_entry(f, key)->partial;
+			into[1] = totals_done ? NULL : &totals_entry(f, key)->partial;
+			if (mark && !customer_done)
+			{
+				probe = *key;
+				probe.dims = "";
+				(void) slotset_entry(f->marks, &probe);
+			}
+			return;
+		}
+	}
 	into[0] = &customer_entry(f, key)->partial;
 	into[1] = &totals_entry(f, key)->partial;
 	if (mark)
@@ -557,6 +592,15 @@ recompute_marked(Fold *f)
 	raw_scan(&scan, lo, hi, nranges, f->snap, recompute_event, &r);
 	replace_slots(f, r.customers, false, slots, nslots);
 	replace_slots(f, r.totals, true, slots, nslots);
+	for (int i = 0; i < nmarked; i++)
+	{
+		SlotKey		k = marked[i]->key;
+
+		(void) slotset_entry(f->recomputed, &k);
+		k.customer = no_customer;
+		k.external_customer = no_customer;
+		(void) slotset_entry(f->recomputed_totals, &k);
+	}
 }
 
 /* ── Writing the rows back ───────────────────────────────────────────────────────── */
@@ -620,6 +664,8 @@ compaction_run(const char *tenant, const char *environment, const char *meter_id
 		return 0;
 	}
 	f.dim_keys = meter_def_dim_keys(f.meter);
+	f.recomputed = slotset_create(CurrentMemoryContext);
+	f.recomputed_totals = slotset_create(CurrentMemoryContext);
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "meter compaction",
 									  ALLOCSET_DEFAULT_SIZES);
 	for (;;)

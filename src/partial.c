@@ -153,10 +153,34 @@ partial_init_additive(Partial *p, MemoryContext cxt)
 	p->additive = true;
 }
 
+static bool
+numbuf_is_zero(const NumBuf *b)
+{
+	static Numeric zero = NULL;
+
+	if (b->num == NULL)
+		return true;
+	if (zero == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		zero = int64_to_numeric(0);
+		MemoryContextSwitchTo(old);
+	}
+	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(b->num),
+											 NumericGetDatum(zero))) == 0;
+}
+
+/*
+ * Everything must be empty, sums and scale counts included: a compaction that folds in
+ * batches meets contributions without their counterparts (an update of a value, -5 and
+ * +7, holds events 0 and Σ +2 until the batch with the insert comes).
+ */
 bool
 partial_is_empty(const Partial *p)
 {
-	return p->events == 0 && p->n == 0 && p->counted == 0 &&
+	return p->events == 0 && p->n == 0 && p->counted == 0 && p->nscales == 0 &&
+		numbuf_is_zero(&p->sum) && numbuf_is_zero(&p->sum_vt) &&
 		(p->uniques == NULL || p->uniques->members == 0) &&
 		(p->maxima == NULL || p->maxima->members == 0) && p->best.num == NULL;
 }

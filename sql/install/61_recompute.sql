@@ -75,7 +75,9 @@ RETURNS TABLE (customer_id text, external_customer_id text, slot timestamptz, di
 	uniques jsonb, maxima jsonb)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
-SET enable_nestloop = off
+-- Hash joins over the slots; disabling nested loops inflates the plan's cost past
+-- jit_above_cost, and compiling each query would cost more than running it.
+SET enable_nestloop = off SET jit = off
 AS $fn$
 DECLARE
 	m meter.meters := meter.get_meter(expected_slots.meter_id);

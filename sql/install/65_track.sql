@@ -63,7 +63,7 @@ COMMENT ON FUNCTION meter.rebuild(text) IS
 
 CREATE FUNCTION meter.verify(meter_id text DEFAULT NULL)
 RETURNS SETOF meter.difference
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_nestloop = off AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_nestloop = off SET jit = off AS $$
 DECLARE
 	t text := meter.current_tenant();
 	e text := meter.current_environment();

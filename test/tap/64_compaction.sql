@@ -7,7 +7,7 @@
 -- agrees with the engine at the ends of the timestamp range.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(31);
+SELECT plan(38);
 SET LOCAL timezone = 'UTC';
 
 CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
@@ -129,6 +129,50 @@ SELECT is(pg_temp.stored('k3_count'), (SELECT stored FROM k3_before_change), 'wh
 RESET meter.restoring;
 SELECT is((SELECT count(*) FROM meter.rebuild()), 2::bigint, 'after the restore, rebuild() brings the scope in line');
 SELECT is_empty('SELECT * FROM meter.verify()', '… verify() is empty');
+
+-- ── A compaction in several batches ─────────────────────────────────────────────────
+-- One compaction folds at most ~32 MB (pending bytes + 1 kB per entry) per batch, oldest
+-- (first_day, last_day) first. The order below puts a value's update in an earlier batch
+-- than its insert (a SUM entry of events 0 and Σ +2 must survive the first batch), and a
+-- deletion of a MAX (which marks its slot for recomputation from the raw events) in an
+-- earlier batch than an insert into the same slot (the recomputation already counts it:
+-- the later batch must not add it again). 40,000 customers of filler per meter on days 1
+-- and 2 fill the first batch; the inserts span days 1 to 3, so they sort after it.
+SET LOCAL meter.tenant_id = 'kb';
+SET LOCAL meter.compaction_threshold = 2147483647;
+INSERT INTO meter.meters (id, event_name, name, aggregation) VALUES
+	('kb_sum', 'es', 'sum', '{"type":"SUM","field":"v"}'),
+	('kb_max', 'em', 'max', '{"type":"MAX","field":"v"}');
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties) VALUES
+	('m1', 'em', 'c1', '2024-05-01 10:00Z', '{"v": 5}');
+SELECT is(meter.compact('kb_max'), 1::bigint, 'several batches: the MAX meter''s first event is compacted');
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties) VALUES   -- (D1, D3)
+	('s1', 'es', 'c1', '2024-05-01 10:00Z', '{"v": 5}'), ('s2', 'es', 'x', '2024-05-03 10:00Z', '{"v": 1}');
+UPDATE meter.events SET properties = '{"v": 7}' WHERE tenant_id = 'kb' AND id = 's1';      -- (D1, D1)
+DELETE FROM meter.events WHERE tenant_id = 'kb' AND id = 'm1';                              -- (D1, D1), marked
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)            -- (D1, D2) each
+SELECT e || g, e, 'f' || g, '2024-05-01 12:00Z'::timestamptz + (g % 2) * interval '1 day', '{"v": 1}'
+FROM generate_series(1, 40000) g, unnest(ARRAY['es', 'em']) e;
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties) VALUES     -- (D1, D3)
+	('m2', 'em', 'c2', '2024-05-01 10:05Z', '{"v": 3}'), ('m3', 'em', 'x', '2024-05-03 10:00Z', '{"v": 1}');
+SELECT ok((SELECT bool_and(before >= 32 * 1024 * 1024) FROM (
+		SELECT last_day, sum(octet_length(data) + entries * 1024) OVER (PARTITION BY meter_id
+			ORDER BY first_day, last_day RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW EXCLUDE GROUP) AS before
+		FROM meter.pending WHERE tenant_id = 'kb') p WHERE last_day = '2024-05-03'),
+	'several batches: the premise holds (each meter''s inserts sort after 32 MB of pending weight)');
+CREATE TEMP TABLE kb_pending AS SELECT count(*) AS n FROM meter.pending WHERE tenant_id = 'kb';
+SELECT is(meter.compact(), (SELECT n FROM kb_pending), 'several batches: compact() folds every pending row');
+SELECT is((SELECT value FROM meter.usage('kb_sum', '2024-05-01', '2024-05-04', customer_id => 'c1')), 7::numeric,
+	'several batches: an update folded before its insert keeps its +2 (SUM 7)');
+SELECT is((SELECT sum(events) FROM meter.stored_slots('kb_max', true) WHERE slot = '2024-05-01 10:00Z'), 1::numeric,
+	'several batches: an event of a slot recomputed by an earlier batch is not added again');
+SELECT is_empty('SELECT * FROM meter.verify()', 'several batches: verify() is empty');
+SELECT is((SELECT array_agg(u.value ORDER BY m.id) FROM meter.meters m,
+		meter.usage(m.id, '2024-05-01', '2024-05-04') u WHERE m.tenant_id = 'kb'),
+	(SELECT array_agg(u.value ORDER BY m.id) FROM meter.meters m,
+		meter.usage_from_events(m.id, '2024-05-01', '2024-05-04') u WHERE m.tenant_id = 'kb'),
+	'several batches: usage = usage_from_events');
+RESET meter.compaction_threshold;
 
 -- ── verify() at the ends of the timestamp range ─────────────────────────────────────
 SET LOCAL meter.tenant_id = 'k4';
