@@ -40,9 +40,6 @@
 #include "slotset.h"
 #include "store.h"
 
-/* What a batch may hold, counted as the pending rows' bytes plus 1 kB per entry (about
- * what an entry takes once decoded): bounds a compaction's memory whatever is pending. */
-#define COMPACTION_BATCH_BYTES (32 * 1024 * 1024)
 
 /* ── The tally of appended entries ───────────────────────────────────────────────── */
 
@@ -675,7 +672,12 @@ compaction_run(const char *tenant, const char *environment, const char *meter_id
 		old = MemoryContextSwitchTo(batch_cxt);
 		f.npending = 0;
 		f.pending = NULL;
-		taken = store_take_pending(&f.scope, f.snap, COMPACTION_BATCH_BYTES, take_visit, &f);
+		/* meter.compaction_batch_kb bounds a batch's memory. Each batch rewrites the
+		 * compacted rows it touches (a day's all-customers row of a COUNT_UNIQUE meter
+		 * holds its distinct values), so many small batches cost time: weighing entries
+		 * too (1 kB each) made a 350,000-entry COUNT_UNIQUE fold 20 times slower. */
+		taken = store_take_pending(&f.scope, f.snap, (Size) meter_compaction_batch_kb * 1024,
+								   take_visit, &f);
 		if (taken > 0)
 			fold_batch(&f);
 		MemoryContextSwitchTo(old);

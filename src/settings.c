@@ -11,6 +11,7 @@
 
 int			meter_compaction_threshold = 20000;
 bool		meter_restoring = false;
+int			meter_compaction_batch_kb = 32 * 1024;
 
 void
 settings_define(void)
@@ -26,4 +27,10 @@ settings_define(void)
 							 "While on, meter.track_usage() does not count rows and meter changes do "
 							 "not rebuild usage: set it for pg_restore (PGOPTIONS='-c meter.restoring=on').",
 							 &meter_restoring, false, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("meter.compaction_batch_kb",
+							"Pending kilobytes one compaction batch folds (developer setting).",
+							"Bounds a compaction's memory; smaller batches rewrite the compacted rows "
+							"they touch more often. Tests lower it to fold in several batches.",
+							&meter_compaction_batch_kb, 32 * 1024, 1, 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_KB | GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 }

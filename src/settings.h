@@ -11,6 +11,10 @@ extern int	meter_compaction_threshold;
  * triggers neither count events nor rebuild meters (superuser only). */
 extern bool meter_restoring;
 
+/* meter.compaction_batch_kb: pending kilobytes one compaction batch folds (a developer
+ * setting, superuser only: tests make batches small to exercise several). */
+extern int	meter_compaction_batch_kb;
+
 extern void settings_define(void);
 
 #endif							/* METER_SETTINGS_H */

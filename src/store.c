@@ -61,7 +61,7 @@ static const StoreSql statements[STORE_NSTATEMENTS] = {
 		7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID}
 	},
 	[STORE_LIST_PENDING] = {
-		"SELECT ctid, pg_catalog.octet_length(data) OPERATOR(pg_catalog.+) entries OPERATOR(pg_catalog.*) 1024"
+		"SELECT ctid, pg_catalog.octet_length(data)"
 		" FROM @pending@ WHERE " SCOPE_WHERE
 		" ORDER BY first_day, last_day",
 		3, {TEXTOID, TEXTOID, TEXTOID}

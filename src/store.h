@@ -151,9 +151,8 @@ typedef struct MeterScope
 	const char *meter_id;
 } MeterScope;
 
-/* Delete and return a batch of a meter's pending rows (oldest days first) weighing about
- * max_bytes (their bytes + 1 kB per entry) and at least one; returns how many (0: none
- * left). Runs in snap. */
+/* Delete and return a batch of a meter's pending rows (oldest days first), about
+ * max_bytes of them and at least one; returns how many (0: none left). Runs in snap. */
 extern int	store_take_pending(const MeterScope *m, Snapshot snap, Size max_bytes,
 							   StoredRowVisitor visit, void *arg);
 

@@ -3,7 +3,8 @@
 -- UPDATE, MERGE with all branches, UPDATE of the timestamp, customers, event name, tenant
 -- and properties, DELETE, writable CTEs re-inserting deleted ids, COPY, TRUNCATE,
 -- rolled-back subtransactions), meter changes, meter.compact() at random moments and
--- meter.compaction_threshold toggled between 1 and its default. After every step the
+-- meter.compaction_threshold toggled between 1 and its default (and meter.compaction_batch_kb
+-- between 1 kB and 32 MB: compactions in several batches). After every step the
 -- stored usage must equal a recomputation from the raw events (meter.verify() empty),
 -- random usage queries must equal usage_from_events, and COUNT, SUM and MAX per UTC day
 -- must equal plain SQL aggregates over the raw rows (an oracle that shares no code with
@@ -29,6 +30,9 @@ SELECT meter.track('public.prop_events');
 CREATE TABLE public.prop_row_events (LIKE meter.events INCLUDING DEFAULTS);
 CREATE TRIGGER track AFTER INSERT OR UPDATE OR DELETE ON public.prop_row_events
 	FOR EACH ROW EXECUTE FUNCTION meter.track_usage();
+-- TRUNCATE fires no row trigger: by hand, its statement trigger must be attached too.
+CREATE TRIGGER track_truncate BEFORE TRUNCATE ON public.prop_row_events
+	FOR EACH STATEMENT EXECUTE FUNCTION meter.track_usage();
 INSERT INTO meter.tracked_tables (relid) VALUES ('public.prop_row_events');
 
 -- Meters of every type, some filtered, on two event names.
@@ -107,6 +111,9 @@ BEGIN
 		PERFORM set_config('meter.compaction_threshold', (ARRAY['1', '3', '50', '20000'])[
 			1 + CASE WHEN i % 7 = 0 THEN (i / 7) % 4 ELSE floor(random() * 4)::int END], false);
 		INSERT INTO ran VALUES ('threshold ' || current_setting('meter.compaction_threshold'));
+		-- … and so does the batch size: 1 kB makes every compaction fold in several batches.
+		PERFORM set_config('meter.compaction_batch_kb', (ARRAY['1', '4', '32768'])[1 + (i / 7) % 3], false);
+		INSERT INTO ran VALUES ('batch ' || current_setting('meter.compaction_batch_kb'));
 	END IF;
 	CASE
 	WHEN op <= 2 THEN
@@ -370,6 +377,7 @@ END $$;
 SELECT is(pg_temp.checked_step(i), 'ok', 'stored usage exact, usage = usage_from_events and = plain SQL after step ' || i)
 FROM generate_series(1, (SELECT steps FROM knobs)) i;
 RESET meter.compaction_threshold;
+RESET meter.compaction_batch_kb;
 
 SELECT cmp_ok((SELECT count(*) FROM meter.events) + (SELECT count(*) FROM public.prop_events)
 	+ (SELECT count(*) FROM public.prop_row_events), '>', 0::bigint, 'the workload stored events');
@@ -377,8 +385,8 @@ SELECT cmp_ok((SELECT count(*) FROM meter.rollups WHERE tenant_id = 'prop'), '>'
 	'the workload produced compacted rows');
 SELECT is((SELECT string_agg(f, ', ') FROM unnest(ARRAY['insert', 'on conflict do nothing', 'on conflict do update',
 		'merge', 'update', 'update tenant', 'delete', 'writable cte', 'copy', 'rolled back', 'compact',
-		'threshold 1', 'threshold 20000']) f WHERE f NOT IN (SELECT op FROM ran)), NULL,
-	'the draw covered every write form, compactions and both extreme thresholds');
+		'threshold 1', 'threshold 20000', 'batch 1kB', 'batch 32MB']) f WHERE f NOT IN (SELECT op FROM ran)), NULL,
+	'the draw covered every write form, compactions, both extreme thresholds and batch sizes');
 SELECT is_empty($$SELECT * FROM meter.verify()$$, 'verify() is empty at the end');
 SELECT is((SELECT count(*) FROM meter.rebuild()), (SELECT count(*) FROM meter.meters
 	WHERE tenant_id = 'prop' AND status = 'published'), 'rebuild recomputes every published meter');

@@ -131,15 +131,16 @@ SELECT is((SELECT count(*) FROM meter.rebuild()), 2::bigint, 'after the restore,
 SELECT is_empty('SELECT * FROM meter.verify()', '… verify() is empty');
 
 -- ── A compaction in several batches ─────────────────────────────────────────────────
--- One compaction folds at most ~32 MB (pending bytes + 1 kB per entry) per batch, oldest
--- (first_day, last_day) first. The order below puts a value's update in an earlier batch
+-- One compaction folds its pending rows in batches of meter.compaction_batch_kb (32 MB;
+-- 64 kB here), oldest (first_day, last_day) first. The order below puts a value's update in an earlier batch
 -- than its insert (a SUM entry of events 0 and Σ +2 must survive the first batch), and a
 -- deletion of a MAX (which marks its slot for recomputation from the raw events) in an
 -- earlier batch than an insert into the same slot (the recomputation already counts it:
--- the later batch must not add it again). 40,000 customers of filler per meter on days 1
+-- the later batch must not add it again). 8,000 customers of filler per meter on days 1
 -- and 2 fill the first batch; the inserts span days 1 to 3, so they sort after it.
 SET LOCAL meter.tenant_id = 'kb';
 SET LOCAL meter.compaction_threshold = 2147483647;
+SET LOCAL meter.compaction_batch_kb = 64;
 INSERT INTO meter.meters (id, event_name, name, aggregation) VALUES
 	('kb_sum', 'es', 'sum', '{"type":"SUM","field":"v"}'),
 	('kb_max', 'em', 'max', '{"type":"MAX","field":"v"}');
@@ -152,14 +153,14 @@ UPDATE meter.events SET properties = '{"v": 7}' WHERE tenant_id = 'kb' AND id = 
 DELETE FROM meter.events WHERE tenant_id = 'kb' AND id = 'm1';                              -- (D1, D1), marked
 INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)            -- (D1, D2) each
 SELECT e || g, e, 'f' || g, '2024-05-01 12:00Z'::timestamptz + (g % 2) * interval '1 day', '{"v": 1}'
-FROM generate_series(1, 40000) g, unnest(ARRAY['es', 'em']) e;
+FROM generate_series(1, 8000) g, unnest(ARRAY['es', 'em']) e;
 INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties) VALUES     -- (D1, D3)
 	('m2', 'em', 'c2', '2024-05-01 10:05Z', '{"v": 3}'), ('m3', 'em', 'x', '2024-05-03 10:00Z', '{"v": 1}');
-SELECT ok((SELECT bool_and(before >= 32 * 1024 * 1024) FROM (
-		SELECT last_day, sum(octet_length(data) + entries * 1024) OVER (PARTITION BY meter_id
+SELECT ok((SELECT bool_and(before >= (SELECT setting::bigint * 1024 FROM pg_settings WHERE name = 'meter.compaction_batch_kb'))
+	FROM (SELECT last_day, sum(octet_length(data)) OVER (PARTITION BY meter_id
 			ORDER BY first_day, last_day RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW EXCLUDE GROUP) AS before
 		FROM meter.pending WHERE tenant_id = 'kb') p WHERE last_day = '2024-05-03'),
-	'several batches: the premise holds (each meter''s inserts sort after 32 MB of pending weight)');
+	'several batches: the premise holds (each meter''s inserts sort after a full batch)');
 CREATE TEMP TABLE kb_pending AS SELECT count(*) AS n FROM meter.pending WHERE tenant_id = 'kb';
 SELECT is(meter.compact(), (SELECT n FROM kb_pending), 'several batches: compact() folds every pending row');
 SELECT is((SELECT value FROM meter.usage('kb_sum', '2024-05-01', '2024-05-04', customer_id => 'c1')), 7::numeric,
@@ -173,6 +174,7 @@ SELECT is((SELECT array_agg(u.value ORDER BY m.id) FROM meter.meters m,
 		meter.usage_from_events(m.id, '2024-05-01', '2024-05-04') u WHERE m.tenant_id = 'kb'),
 	'several batches: usage = usage_from_events');
 RESET meter.compaction_threshold;
+RESET meter.compaction_batch_kb;
 
 -- ── verify() at the ends of the timestamp range ─────────────────────────────────────
 SET LOCAL meter.tenant_id = 'k4';
