@@ -3,7 +3,9 @@
 # cluster, runs pg_regress (test/sql/ → test/expected/), pgTAP (test/tap/*.sql) and the end-to-end
 # scripts (test/e2e/*), stops the cluster and prints `N passed, N failed` last.
 # Options via environment: TEST_PORT (default 54915), TEST_SCALE (property/stress sizes),
-# METER_VALGRIND=1 (server under valgrind: make valgrind), EXTRA_CFLAGS (make ubsan).
+# METER_VALGRIND=1 (server under valgrind: make valgrind), EXTRA_CFLAGS (make ubsan),
+# TEST_E2E (a glob of the end-to-end scripts to run, default *; e.g. 'client*' to keep a
+# valgrind run short).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -54,7 +56,7 @@ if ls test/tap/*.sql >/dev/null 2>&1; then
 fi
 
 # 3. End-to-end scripts: real clients, concurrency, crash. Each counts as one test.
-for t in test/e2e/*; do
+for t in test/e2e/${TEST_E2E:-*}; do
 	[ -x "$t" ] || continue
 	log "e2e $t"
 	if "$t" >"$dir/e2e.log" 2>&1; then

@@ -40,7 +40,6 @@
 #include "slotset.h"
 #include "store.h"
 
-
 /* ── The tally of appended entries ───────────────────────────────────────────────── */
 
 typedef struct TallyKey
