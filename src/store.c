@@ -61,7 +61,7 @@ static const StoreSql statements[STORE_NSTATEMENTS] = {
 		7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID}
 	},
 	[STORE_LIST_PENDING] = {
-		"SELECT ctid, pg_catalog.octet_length(data)"
+		"SELECT ctid, pg_catalog.octet_length(data), entries"
 		" FROM @pending@ WHERE " SCOPE_WHERE
 		" ORDER BY first_day, last_day",
 		3, {TEXTOID, TEXTOID, TEXTOID}
@@ -408,25 +408,27 @@ store_append_pending(PendingRow *rows, int n)
 }
 
 int
-store_take_pending(const MeterScope *m, Snapshot snap, Size max_bytes,
+store_take_pending(const MeterScope *m, Snapshot snap, Size max_bytes, int64 max_entries,
 				   StoredRowVisitor visit, void *arg)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Datum		args[3];
 	Datum	   *tids;
 	Size		bytes = 0;
+	int64		entries = 0;
 	int			n = 0;
 
 	connect();
 	scope_args(m, args);
 	run(STORE_LIST_PENDING, args, NULL, snap, false, SPI_OK_SELECT);
 	tids = palloc(sizeof(Datum) * (SPI_processed + 1));
-	for (uint64 i = 0; i < SPI_processed && (n == 0 || bytes < max_bytes); i++)
+	for (uint64 i = 0; i < SPI_processed && (n == 0 || (bytes < max_bytes && entries < max_entries)); i++)
 	{
 		bool		isnull;
 
 		tids[n++] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
 		bytes += DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		entries += DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
 	}
 	if (n > 0)
 	{

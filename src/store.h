@@ -151,10 +151,11 @@ typedef struct MeterScope
 	const char *meter_id;
 } MeterScope;
 
-/* Delete and return a batch of a meter's pending rows (oldest days first), about
- * max_bytes of them and at least one; returns how many (0: none left). Runs in snap. */
+/* Delete and return a batch of a meter's pending rows (oldest days first): at least one,
+ * then more while they hold under max_bytes and under max_entries; returns how many (0:
+ * none left). Runs in snap. */
 extern int	store_take_pending(const MeterScope *m, Snapshot snap, Size max_bytes,
-							   StoredRowVisitor visit, void *arg);
+							   int64 max_entries, StoredRowVisitor visit, void *arg);
 
 /* The compacted rows of these (shard, day) keys, in snap; marks the keys it finds. */
 extern void store_fetch(const MeterScope *m, StoredRow *keys, int n, Snapshot snap,
