@@ -497,7 +497,8 @@ CREATE TABLE meter.pending (
 	first_day date NOT NULL,              -- the UTC days its entries span
 	last_day date NOT NULL,
 	entries integer NOT NULL,             -- partial states held
-	data bytea NOT NULL
+	data bytea NOT NULL,                  -- per (customer, slot, dimensions)
+	totals bytea NOT NULL                 -- per (slot, dimensions), all customers together
 );
 COMMENT ON TABLE meter.pending IS
 	'Partial states appended by meter.track_usage() (one row per statement and meter), not yet compacted';
@@ -506,6 +507,7 @@ CREATE INDEX pending_meter_idx ON meter.pending (tenant_id, environment_id, mete
 -- (inline up to 8 kB).
 ALTER TABLE meter.pending SET (toast_tuple_target = 8160);
 ALTER TABLE meter.pending ALTER COLUMN data SET STORAGE EXTERNAL;
+ALTER TABLE meter.pending ALTER COLUMN totals SET STORAGE EXTERNAL;
 
 CREATE TABLE meter.rollups (
 	tenant_id text COLLATE "C" NOT NULL,

@@ -2,7 +2,7 @@
  * accumulate.c — events into per-slot partial states, written as pending rows (see
  * accumulate.h). A statement of any size becomes one pending row per meter (more only
  * when it outgrows the memory bound), holding one entry per (customer, 15-minute slot,
- * dimensions) it touched.
+ * dimensions) it touched, and one per (slot, dimensions) for all its customers together.
  */
 #include "postgres.h"
 
@@ -237,6 +237,31 @@ row_tags(SlotEntry **entries, int n, int *ntags)
 	return tags;
 }
 
+/* The entries summed over customers (key customer ""), marks kept: what all-customers
+ * reads and the all-customers compacted rows take from a pending row. */
+static bytea *
+encode_totals(MeterAcc *m, SlotEntry **entries, int n)
+{
+	static const char *const all_customers = "";
+	SlotSet    *totals = slotset_create(CurrentMemoryContext);
+	SlotEntry **sorted;
+	int			ntotals;
+
+	for (int i = 0; i < n; i++)
+	{
+		SlotKey		k = entries[i]->key;
+		SlotEntry  *t;
+
+		k.customer = all_customers;
+		k.external_customer = all_customers;
+		t = slotset_entry(totals, &k);
+		t->mark |= entries[i]->mark;
+		partial_combine(&t->partial, &entries[i]->partial, m->agg, 1, NULL, NULL);
+	}
+	sorted = slotset_sorted(totals, &ntotals);
+	return slotset_encode(sorted, ntotals, m->agg, m->filters->nkeys, m->dim_keys, NULL, 0, false);
+}
+
 void
 accumulator_flush(Accumulator *acc)
 {
@@ -244,6 +269,7 @@ accumulator_flush(Accumulator *acc)
 	MeterAcc   *m;
 	PendingRow *rows = palloc(sizeof(PendingRow) * (hash_get_num_entries(acc->meters) + 1));
 	int			nrows = 0;
+	MemoryContext old = MemoryContextSwitchTo(acc->entries_cxt);
 
 	hash_seq_init(&seq, acc->meters);
 	while ((m = hash_seq_search(&seq)) != NULL)
@@ -273,7 +299,9 @@ accumulator_flush(Accumulator *acc)
 		r->last_day = slot_day(hi);
 		r->entries = n;
 		r->data = slotset_encode(entries, n, m->agg, m->filters->nkeys, m->dim_keys, tags, ntags, false);
+		r->totals = encode_totals(m, entries, n);
 	}
+	MemoryContextSwitchTo(old);
 	store_append_pending(rows, nrows);
 	for (int i = 0; i < nrows; i++)
 		compaction_note(rows[i].tenant, rows[i].environment, rows[i].meter_id, rows[i].entries);

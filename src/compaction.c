@@ -228,6 +228,7 @@ typedef struct Fold
 	const char **dim_keys;
 	int			npending;		/* the batch's pending rows */
 	bytea	  **pending;
+	bytea	  **pending_totals;	/* and their all-customers entries */
 	StoredRow  *keys;			/* the rows the batch touches, sorted by (shard, day) */
 	SlotSet   **sets;			/* per row: its entries (stored + the batch) */
 	int			nkeys;
@@ -254,7 +255,10 @@ take_visit(const StoredRow *row, void *arg)
 
 	f->pending = f->pending ? repalloc(f->pending, sizeof(bytea *) * (f->npending + 1))
 		: palloc(sizeof(bytea *));
-	f->pending[f->npending++] = (bytea *) PG_DETOAST_DATUM_COPY(PointerGetDatum(row->data));
+	f->pending_totals = f->pending_totals ? repalloc(f->pending_totals, sizeof(bytea *) * (f->npending + 1))
+		: palloc(sizeof(bytea *));
+	f->pending[f->npending] = (bytea *) PG_DETOAST_DATUM_COPY(PointerGetDatum(row->data));
+	f->pending_totals[f->npending++] = (bytea *) PG_DETOAST_DATUM_COPY(PointerGetDatum(row->totals));
 }
 
 static int
@@ -328,47 +332,36 @@ totals_entry(Fold *f, const SlotKey *key)
 	return slotset_entry(row_set(f, STORE_ALL_CUSTOMERS, slot_day(key->slot)), &k);
 }
 
-/* An entry of a pending row: into its customer's and the all-customers' partial state. */
+/* An entry of a pending row: into its customer's partial state (the all-customers rows
+ * take the pending row's totals: pending_totals_target). */
 static void
 pending_target(const SlotKey *key, bool mark, void *arg, Partial **into)
 {
 	Fold	   *f = arg;
+	SlotKey		k = *key;
 
-	if (slotset_count(f->recomputed) > 0)
-	{
-		SlotKey		probe = *key;
-		bool		customer_done,
-					totals_done;
-
-		probe.dims = "";
-		customer_done = slotset_find(f->recomputed, &probe) != NULL;
-		probe.customer = no_customer;
-		probe.external_customer = no_customer;
-		totals_done = slotset_find(f->recomputed_totals, &probe) != NULL;
-		if (customer_done || totals_done)
-		{
-			/* A customer's recomputed slot had its totals slot recomputed with it, so
-			 * only the totals can be done alone; nothing is left to mark either way. */
-			into[0] = customer_done ? NULL : &customer_entry(f, key)->partial;
-			into[1] = totals_done ? NULL : &totals_entry(f, key)->partial;
-			if (mark && !customer_done)
-			{
-				probe = *key;
-				probe.dims = "";
-				(void) slotset_entry(f->marks, &probe);
-			}
-			return;
-		}
-	}
+	k.dims = "";
+	if (slotset_count(f->recomputed) > 0 && slotset_find(f->recomputed, &k) != NULL)
+		return;					/* recomputed: nothing left to add or mark */
 	into[0] = &customer_entry(f, key)->partial;
-	into[1] = &totals_entry(f, key)->partial;
 	if (mark)
-	{
-		SlotKey		k = *key;
-
-		k.dims = "";
 		(void) slotset_entry(f->marks, &k);
-	}
+}
+
+/* An entry of a pending row's totals: into the all-customers partial state. (Marks come
+ * with the customer entries: a marked customer slot has its totals slot recomputed.) */
+static void
+pending_totals_target(const SlotKey *key, bool mark, void *arg, Partial **into)
+{
+	Fold	   *f = arg;
+	SlotKey		k = *key;
+
+	k.customer = no_customer;
+	k.external_customer = no_customer;
+	k.dims = "";
+	if (slotset_count(f->recomputed_totals) > 0 && slotset_find(f->recomputed_totals, &k) != NULL)
+		return;
+	into[0] = &totals_entry(f, key)->partial;
 }
 
 /* An entry of a stored all-customers row, into that row's set (arg). */
@@ -631,7 +624,11 @@ fold_batch(Fold *f)
 	f->marks = slotset_create(CurrentMemoryContext);
 	store_fetch(&f->scope, f->keys, f->nkeys, f->snap, fetched_row, f);
 	for (int p = 0; p < f->npending; p++)
+	{
 		slotset_decode(f->pending[p], f->meter->agg, NULL, NULL, pending_target, NULL, f);
+		slotset_decode(f->pending_totals[p], f->meter->agg, NULL, NULL, pending_totals_target,
+					   NULL, f);
+	}
 	recompute_marked(f);
 	encode_rows(f);
 	store_put(&f->scope, f->keys, f->nkeys, f->snap);
@@ -671,6 +668,7 @@ compaction_run(const char *tenant, const char *environment, const char *meter_id
 		old = MemoryContextSwitchTo(batch_cxt);
 		f.npending = 0;
 		f.pending = NULL;
+		f.pending_totals = NULL;
 		/* A batch: meter.compaction_batch_kb of pending bytes, and as many entries as
 		 * that many bytes at 256 each (decoded, an entry takes about 1 kB with its share
 		 * of the rows it lands in: ≈ 130 MB per 32 MB batch). Each batch rewrites the

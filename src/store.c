@@ -51,9 +51,9 @@ static const char *const table_tokens[ENGINE_NTABLES] = {
 
 static const StoreSql statements[STORE_NSTATEMENTS] = {
 	[STORE_APPEND_PENDING] = {
-		"INSERT INTO @pending@ (tenant_id, environment_id, meter_id, first_day, last_day, entries, data)"
-		" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7))",
-		7, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, DATEARRAYOID, DATEARRAYOID, INT4ARRAYOID, BYTEAARRAYOID}
+		"INSERT INTO @pending@ (tenant_id, environment_id, meter_id, first_day, last_day, entries, data, totals)"
+		" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8))",
+		8, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, DATEARRAYOID, DATEARRAYOID, INT4ARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID}
 	},
 	[STORE_SEALED_SKIP] = {
 		"INSERT INTO @sealed_skips@ (tenant_id, environment_id, meter_id, customer_id,"
@@ -67,7 +67,7 @@ static const StoreSql statements[STORE_NSTATEMENTS] = {
 		3, {TEXTOID, TEXTOID, TEXTOID}
 	},
 	[STORE_TAKE_PENDING] = {
-		"DELETE FROM @pending@ WHERE ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING data",
+		"DELETE FROM @pending@ WHERE ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING data, totals",
 		1, {TIDARRAYOID}
 	},
 	[STORE_FETCH] = {
@@ -106,6 +106,11 @@ static const StoreSql statements[STORE_NSTATEMENTS] = {
 	},
 	[STORE_READ_PENDING] = {
 		"SELECT NULL::pg_catalog.int2, first_day, data FROM @pending@ WHERE " SCOPE_WHERE
+		" AND last_day OPERATOR(pg_catalog.>=) $4 AND first_day OPERATOR(pg_catalog.<=) $5",
+		5, {TEXTOID, TEXTOID, TEXTOID, DATEOID, DATEOID}
+	},
+	[STORE_READ_PENDING_TOTALS] = {
+		"SELECT NULL::pg_catalog.int2, first_day, totals FROM @pending@ WHERE " SCOPE_WHERE
 		" AND last_day OPERATOR(pg_catalog.>=) $4 AND first_day OPERATOR(pg_catalog.<=) $5",
 		5, {TEXTOID, TEXTOID, TEXTOID, DATEOID, DATEOID}
 	},
@@ -380,15 +385,14 @@ store_append_sealed_skip(const char *tenant, const char *environment, const char
 void
 store_append_pending(PendingRow *rows, int n)
 {
-	Datum		cols[7][1];
-	Datum	   *items[7];
-	Datum		args[7];
-	static const Oid elem[7] = {TEXTOID, TEXTOID, TEXTOID, DATEOID, DATEOID, INT4OID, BYTEAOID};
+	Datum	   *items[8];
+	Datum		args[8];
+	static const Oid elem[8] = {TEXTOID, TEXTOID, TEXTOID, DATEOID, DATEOID, INT4OID, BYTEAOID, BYTEAOID};
 
 	if (n == 0)
 		return;
 	connect();
-	for (int c = 0; c < 7; c++)
+	for (int c = 0; c < 8; c++)
 		items[c] = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
 	{
@@ -399,10 +403,10 @@ store_append_pending(PendingRow *rows, int n)
 		items[4][i] = DateADTGetDatum(rows[i].last_day);
 		items[5][i] = Int32GetDatum(rows[i].entries);
 		items[6][i] = PointerGetDatum(rows[i].data);
+		items[7][i] = PointerGetDatum(rows[i].totals);
 	}
-	for (int c = 0; c < 7; c++)
+	for (int c = 0; c < 8; c++)
 		args[c] = array_of(items[c], NULL, n, elem[c]);
-	(void) cols;
 	run(STORE_APPEND_PENDING, args, NULL, NULL, false, SPI_OK_INSERT);
 	SPI_finish();
 }
@@ -445,6 +449,7 @@ store_take_pending(const MeterScope *m, Snapshot snap, Size max_bytes, int64 max
 
 			memset(&row, 0, sizeof(row));
 			row.data = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			row.totals = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
 			visit(&row, arg);
 		}
 		MemoryContextSwitchTo(spi);
@@ -577,7 +582,7 @@ store_read(const MeterScope *m, const int16 *shards, int nshards, DateADT day_lo
 }
 
 void
-store_read_pending(const MeterScope *m, DateADT day_lo, DateADT day_hi,
+store_read_pending(const MeterScope *m, DateADT day_lo, DateADT day_hi, bool totals,
 				   StoredRowVisitor visit, void *arg)
 {
 	MemoryContext caller = CurrentMemoryContext;
@@ -587,7 +592,7 @@ store_read_pending(const MeterScope *m, DateADT day_lo, DateADT day_hi,
 	scope_args(m, args);
 	args[3] = DateADTGetDatum(day_lo);
 	args[4] = DateADTGetDatum(day_hi);
-	run(STORE_READ_PENDING, args, NULL, NULL, true, SPI_OK_SELECT);
+	run(totals ? STORE_READ_PENDING_TOTALS : STORE_READ_PENDING, args, NULL, NULL, true, SPI_OK_SELECT);
 	visit_rows(caller, false, visit, arg);
 	SPI_finish();
 }

@@ -1,7 +1,9 @@
 /*
  * store.h — the engine's tables and every statement that reads or writes them:
  *   meter.pending   partial states appended by the tracking trigger, one row per
- *                   statement and meter (never updated: writers never wait)
+ *                   statement and meter (never updated: writers never wait), with
+ *                   its entries also summed over customers (what all-customers reads
+ *                   and the all-customers rows take)
  *   meter.rollups   compacted: one row per meter, UTC day and customer shard (the
  *                   customers whose external id — or customer id when there is no
  *                   external one — hashes to it), and shard -1 for all customers together
@@ -39,6 +41,7 @@ typedef enum StoreStatement
 	STORE_FORGET,
 	STORE_READ,
 	STORE_READ_PENDING,
+	STORE_READ_PENDING_TOTALS,
 	/* $1 tenant, $2 environment, $3 meter id: the first day with stored usage */
 	STORE_FIRST_DAY,
 	/* $1 tenant, $2 environment: meter ids with pending rows, in order */
@@ -119,7 +122,8 @@ typedef struct PendingRow
 	DateADT		first_day;
 	DateADT		last_day;
 	int32		entries;
-	bytea	   *data;
+	bytea	   *data;			/* per (customer, slot, dimensions) */
+	bytea	   *totals;			/* per (slot, dimensions): all customers together */
 } PendingRow;
 
 /* Append a sealed skip: events of sealed time a meter matched but did not count. */
@@ -137,6 +141,7 @@ typedef struct StoredRow
 	int16		shard;
 	DateADT		day;
 	bytea	   *data;
+	bytea	   *totals;			/* a pending row taken by store_take_pending: its totals */
 	bool		exists;			/* store_fetch found it, at ctid */
 	ItemPointerData ctid;
 } StoredRow;
@@ -168,10 +173,11 @@ extern void store_put(const MeterScope *m, StoredRow *rows, int n, Snapshot snap
 extern void store_forget(const MeterScope *m, DateADT from_day, Snapshot snap);
 
 /* Usage reads, in the active snapshot: a meter's compacted rows of the given shards and
- * days in [day_lo, day_hi], and its pending rows overlapping those days. */
+ * days in [day_lo, day_hi], and its pending rows overlapping those days (their customer
+ * entries, or with totals their all-customers entries, as data). */
 extern void store_read(const MeterScope *m, const int16 *shards, int nshards,
 					   DateADT day_lo, DateADT day_hi, StoredRowVisitor visit, void *arg);
 extern void store_read_pending(const MeterScope *m, DateADT day_lo, DateADT day_hi,
-							   StoredRowVisitor visit, void *arg);
+							   bool totals, StoredRowVisitor visit, void *arg);
 
 #endif							/* METER_STORE_H */

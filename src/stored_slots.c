@@ -150,8 +150,7 @@ stored_slots_here(FunctionCallInfo fcinfo)
 	c.agg = m->agg;
 	c.totals = totals;
 	read_rows(&scope, totals, &c);
-	/* Pending rows hold customer entries: for totals they fold into all customers. */
-	store_read_pending(&scope, DATEVAL_NOBEGIN, DATEVAL_NOEND, collect_visit, &c);
+	store_read_pending(&scope, DATEVAL_NOBEGIN, DATEVAL_NOEND, totals, collect_visit, &c);
 	entries = slotset_sorted(c.set, &n);
 	for (int i = 0; i < n; i++)
 	{
@@ -260,7 +259,7 @@ skips_here(FunctionCallInfo fcinfo)
 		c.agg = m->agg;
 		c.totals = false;
 		read_rows(&scope, false, &c);
-		store_read_pending(&scope, DATEVAL_NOBEGIN, DATEVAL_NOEND, collect_visit, &c);
+		store_read_pending(&scope, DATEVAL_NOBEGIN, DATEVAL_NOEND, false, collect_visit, &c);
 		entries = slotset_sorted(c.set, &n);
 		for (int i = 0; i < n;)
 		{

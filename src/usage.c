@@ -490,7 +490,9 @@ read_stored(Usage *u)
 	int16		shards[STORE_SHARDS];
 	int			nshards;
 
-	store_read_pending(&scope, lo, hi, pending_visit, &p);
+	/* All customers together: the pending rows' totals, one entry per slot (and
+	 * dimensions) each, not their customers' entries. */
+	store_read_pending(&scope, lo, hi, reads_totals(r), pending_visit, &p);
 	collect_raw_slots(u, p.marked, p.nmarked);
 	entries = slotset_sorted(p.set, &n);
 	u->counts_apply = counts_apply(r);
@@ -741,7 +743,7 @@ usage_history(Usage *u, UsageHistoryVisitor visit, void *arg)
 		h.first_day = slot_day(u->cell_start[0]);
 		h.before = slotset_create(CurrentMemoryContext);
 		/* the pending rows first: they tell which slots are marked */
-		store_read_pending(&scope, DATEVAL_NOBEGIN, h.first_day, history_row, &h);
+		store_read_pending(&scope, DATEVAL_NOBEGIN, h.first_day, false, history_row, &h);
 		qsort(h.marked, h.nmarked, sizeof(TimestampTz), cmp_ts);
 		for (int i = 0; i < h.nmarked; i++)
 			if (nmarked == 0 || h.marked[nmarked - 1] != h.marked[i])
