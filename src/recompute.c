@@ -95,7 +95,7 @@ keep_sealed_part_of_day(const MeterDef *m, TimestampTz before, Accumulator *acc)
 
 	if ((TimestampTz) slot_day(before) * USECS_PER_DAY == before)
 		return;					/* midnight: no sealed slot on the seal's day */
-	store_read(&scope, shards, nshards, slot_day(before), slot_day(before), kept_row, &k);
+	store_read(&scope, shards, nshards, slot_day(before), slot_day(before), false, kept_row, &k);
 	accumulator_put(acc, m, k.set);
 }
 

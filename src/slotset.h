@@ -114,6 +114,22 @@ extern void slotset_decode_counted(bytea *stored, const Aggregation *agg,
 								   SlotTarget target, SlotCountTarget counts,
 								   BucketRemap remap, void *arg, bool days);
 
+/*
+ * Counts alone, from the directory of a stored set: head is the value or a prefix of it
+ * holding slotset_directory_size(head) bytes (the version, flags and that size need the
+ * first 6; a slice of 2 kB usually holds it all). slotset_counts_cover tells whether
+ * accepts (which must not change anything) takes counts covering every entry of every
+ * matching customer; if so, slotset_decode_counts offers them to counts for real, with
+ * the same answers.
+ */
+extern Size slotset_directory_size(bytea *head);
+extern bool slotset_counts_cover(bytea *head, const Aggregation *agg, const char *customer,
+								 const char *external_customer, SlotCountTarget accepts,
+								 void *arg);
+extern void slotset_decode_counts(bytea *head, const Aggregation *agg, const char *customer,
+								  const char *external_customer, SlotCountTarget counts,
+								  void *arg);
+
 /* The dimension keys a stored set was written with; palloc'd. */
 extern char **slotset_dim_keys(bytea *stored, int *n);
 

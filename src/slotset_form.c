@@ -1,31 +1,29 @@
 /*
  * slotset_form.c — the stored form of slot sets (see slotset.h).
  *
- * Stored form (version 1), integers as LEB128 varints (signed ones zigzag-encoded),
+ * Stored form (version 2), integers as LEB128 varints (signed ones zigzag-encoded),
  * strings and numerics as a varint length and bytes (a numeric's bytes are its on-disk
- * form without the varlena header):
- *   version 1, flags (reserved, 0)
+ * form without the varlena header). A directory, then a tail: a reader that takes only
+ * counts reads the directory alone (slotset_directory_size: a slice of a TOASTed value),
+ * never the distinct values that make up most of a COUNT_UNIQUE row.
+ *   version 2, flags (reserved, 0), the directory's end (4 bytes, little-endian: offset
+ *                      of the tail from the version byte)
  *   tags:              count, zigzag numbers (the writer's own)
  *   base slot number (zigzag; slot number = slot start / 15 minutes)
  *   dimension keys:    count, names
  *   dimension values:  count, encoded values
+ *   customers:         count, each (customer, external customer, entry count, the events
+ *                      its entries count (Σ events), day-total count, its counts
+ *                      (length-prefixed), the byte lengths of its day totals and of its
+ *                      entries in the tail)
+ * tail:
  *   strings:           count, then the entries' bytes (length-prefixed): each string
  *                      length-prefixed and NUL-terminated (readers use it in place);
  *                      COUNT_UNIQUE identities and group_by values
- *   customers:         count, each (customer, external customer, entry count, the events
- *                      its entries count (Σ events), day-total count, then three
- *                      length-prefixed blocks: its day totals, its counts, its entries),
- *                      so a reader looking for one customer skips the others' entries
- *                      unread, one whose window holds the whole day reads only the
- *                      totals, and one whose cell is one UTC hour or day of a
- *                      COUNT_UNIQUE meter reads only the counts
- *   day total:  [dims index when more than one], then as an entry's flags onwards
- *   counts (COUNT_UNIQUE, compacted rows):  count, each (period: UTC hour 0 … 23 or 24
- *       for the day, events, n, distinct values), every hour with entries and the day
- *   entry:  slot number - base, [dims index when more than one], flags, events, [n when
- *       it differs from events], [Σv], [Σv·t], [scales: count, (scale, count)…], [best,
- *       LATEST: its time - slot start], [uniques: count, (string, refs)…], [maxima: count,
- *       (bucket - slot start, group string + 1 or 0 for none, max)…]
+ *   per customer, in the directory's order: its day totals, then its entries — so a
+ *   reader looking for one customer skips the others' entries unread, one whose window
+ *   holds the whole day reads only the totals, and one whose cell is one UTC hour or day
+ *   of a COUNT_UNIQUE meter reads only the counts
  * The decoder checks every length and index against the value it reads: a damaged value
  * is an error, never a read outside it.
  */
@@ -39,7 +37,7 @@
 #include "buckets.h"
 #include "slotset.h"
 
-#define SLOTSET_VERSION 1
+#define SLOTSET_VERSION 2
 
 #define E_MARK		0x01
 #define E_N			0x02
@@ -453,8 +451,10 @@ slotset_encode(SlotEntry **entries, int n, const Aggregation *agg, int ndim_keys
 	StringInfoData block;
 	StringInfoData totals;
 	StringInfoData counts;
+	StringInfoData tail;
 	StringDict	dims,
 				strings;
+	uint32		dir_end;
 	int			ncustomers = 0;
 	int64		base = PG_INT64_MAX;
 	bytea	   *result;
@@ -480,6 +480,7 @@ slotset_encode(SlotEntry **entries, int n, const Aggregation *agg, int ndim_keys
 	appendBinaryStringInfo(&buf, "\0\0\0\0", VARHDRSZ);
 	appendStringInfoCharMacro(&buf, SLOTSET_VERSION);
 	appendStringInfoCharMacro(&buf, 0);
+	appendBinaryStringInfo(&buf, "\0\0\0\0", 4);	/* the directory's end, below */
 	put_varint(&buf, ntags);
 	for (int i = 0; i < ntags; i++)
 		put_signed(&buf, tags[i]);
@@ -488,8 +489,9 @@ slotset_encode(SlotEntry **entries, int n, const Aggregation *agg, int ndim_keys
 	for (int i = 0; i < ndim_keys; i++)
 		put_string(&buf, dim_keys[i]);
 	put_dict(&buf, &dims);
-	put_strings(&buf, &strings);
 	put_varint(&buf, ncustomers);
+	initStringInfo(&tail);
+	put_strings(&tail, &strings);
 	initStringInfo(&block);
 	initStringInfo(&totals);
 	initStringInfo(&counts);
@@ -522,10 +524,17 @@ slotset_encode(SlotEntry **entries, int n, const Aggregation *agg, int ndim_keys
 		put_varint(&buf, i - first);
 		put_signed(&buf, events);
 		put_varint(&buf, ntotals);
-		put_bytes(&buf, totals.data, totals.len);
 		put_bytes(&buf, counts.data, counts.len);
-		put_bytes(&buf, block.data, block.len);
+		put_varint(&buf, totals.len);
+		put_varint(&buf, block.len);
+		appendBinaryStringInfo(&tail, totals.data, totals.len);
+		appendBinaryStringInfo(&tail, block.data, block.len);
 	}
+	dir_end = (uint32) (buf.len - VARHDRSZ);
+	for (int i = 0; i < 4; i++)
+		buf.data[VARHDRSZ + 2 + i] = (char) ((dir_end >> (8 * i)) & 0xFF);
+	appendBinaryStringInfo(&buf, tail.data, tail.len);
+	pfree(tail.data);
 	result = (bytea *) buf.data;
 	SET_VARSIZE(result, buf.len);
 	return result;
@@ -670,9 +679,13 @@ get_dict(Reader *r, int *count)
 	return items;
 }
 
-static void
+/* Past the version, the flags and the directory's end; returns that end (the bytes a
+ * directory-only read needs). The value may be a prefix holding at least them. */
+static Size
 reader_start(Reader *r, bytea *stored)
 {
+	uint32		dir_end = 0;
+
 	memset(r, 0, sizeof(Reader));
 	r->scratch = palloc0(sizeof(Scratch));
 	r->data = (const uint8 *) VARDATA_ANY(stored);
@@ -680,15 +693,20 @@ reader_start(Reader *r, bytea *stored)
 	r->pos = 0;
 	if (get_byte(r) != SLOTSET_VERSION)
 		damaged("Unknown version of the stored form.");
+	(void) get_byte(r);
+	for (int i = 0; i < 4; i++)
+		dir_end |= (uint32) get_byte(r) << (8 * i);
+	if (dir_end < r->pos)
+		damaged("The directory ends before it starts.");
+	return dir_end;
 }
 
-/* Past the flags and tags. */
+/* Past the tags. */
 static void
 skip_tags(Reader *r)
 {
 	uint64		n;
 
-	(void) get_byte(r);
 	n = get_varint(r);
 	for (uint64 i = 0; i < n; i++)
 		(void) get_signed(r);
@@ -701,8 +719,7 @@ slotset_tags(bytea *stored, int *n)
 	uint64		k;
 	int64	   *tags;
 
-	reader_start(&r, stored);
-	(void) get_byte(&r);
+	(void) reader_start(&r, stored);
 	k = get_varint(&r);
 	if (k > r.len - r.pos)
 		damaged("More tags than bytes.");
@@ -718,10 +735,18 @@ slotset_dim_keys(bytea *stored, int *n)
 {
 	Reader		r;
 
-	reader_start(&r, stored);
+	(void) reader_start(&r, stored);
 	skip_tags(&r);
 	(void) get_signed(&r);
 	return get_dict(&r, n);
+}
+
+Size
+slotset_directory_size(bytea *head)
+{
+	Reader		r;
+
+	return reader_start(&r, head);
 }
 
 /* A numeric read only to be added to some partial states: NULL when none wants it. */
@@ -826,6 +851,8 @@ typedef struct Decode
 	SlotCountTarget counts;
 	BucketRemap remap;
 	void	   *arg;
+	bool		directory_only; /* the tail (strings, blocks) is not read */
+	Reader		tail;			/* after the directory: strings, then the blocks */
 } Decode;
 
 /* Read one entry's partial state and add it to into[0] and into[1] (each may be NULL). */
@@ -906,23 +933,43 @@ get_partial(Decode *d, Reader *r, Partial **into, TimestampTz slot, uint8 flags)
 	}
 }
 
-/* Past the header: tags, base slot and the dictionaries; returns the customer count. */
+/* Past the header: tags, base slot and the dictionaries; returns the customer count.
+ * directory_only: stored may be a prefix holding the directory (slotset_directory_size). */
 static uint64
-decode_start(Decode *d, bytea *stored)
+decode_start(Decode *d, bytea *stored, bool directory_only)
 {
 	int			nkeys;
 	uint64		n;
+	Size		dir_end = reader_start(&d->r, stored);
 
-	reader_start(&d->r, stored);
+	if (dir_end > d->r.len)
+		damaged("The directory runs past the end of the value.");
+	d->directory_only = directory_only;
+	d->tail = d->r;
+	d->tail.data = d->r.data + dir_end;
+	d->tail.len = directory_only ? 0 : d->r.len - dir_end;
+	d->tail.pos = 0;
+	d->r.len = dir_end;
 	skip_tags(&d->r);
 	d->base = get_signed(&d->r);
 	(void) get_dict(&d->r, &nkeys);
 	d->dims = get_dict(&d->r, &d->ndims);
-	get_strings(&d->r, &d->strings);
 	n = get_varint(&d->r);
 	if (n > d->r.len - d->r.pos)
 		damaged("The customer list is longer than the value.");
+	if (!directory_only)
+		get_strings(&d->tail, &d->strings);
 	return n;
+}
+
+/* The end of a decode: every byte read. */
+static void
+decode_end(Decode *d)
+{
+	if (d->r.pos != d->r.len)
+		damaged("Extra bytes after the last customer.");
+	if (d->tail.pos != d->tail.len)
+		damaged("Extra bytes after the last customer's entries.");
 }
 
 /* A customer's header: its ids, entry and total counts, and its three blocks. */
@@ -949,26 +996,47 @@ sub_reader(Reader *parent, Reader *sub)
 	sub->pos = 0;
 }
 
+/* The next len bytes of the tail (none in a directory-only decode). */
+static void
+tail_block(Decode *d, Size len, Reader *sub)
+{
+	*sub = d->tail;
+	sub->pos = 0;
+	sub->len = 0;
+	if (d->directory_only)
+		return;
+	if (len > d->tail.len - d->tail.pos)
+		damaged("A block runs past the end of the value.");
+	sub->data = d->tail.data + d->tail.pos;
+	sub->len = len;
+	d->tail.pos += len;
+}
+
 static void
 get_block_header(Decode *d, Block *b)
 {
+	uint64		totals_len,
+				entries_len;
+
 	b->customer = get_string(&d->r);
 	b->external = get_string(&d->r);
 	b->nentries = get_varint(&d->r);
 	b->events = get_signed(&d->r);
 	b->ntotals = get_varint(&d->r);
-	sub_reader(&d->r, &b->totals);
 	sub_reader(&d->r, &b->counts);
-	sub_reader(&d->r, &b->entries);
-	if (b->nentries > b->entries.len || b->ntotals > b->totals.len)
+	totals_len = get_varint(&d->r);
+	entries_len = get_varint(&d->r);
+	if (b->nentries > entries_len || b->ntotals > totals_len)
 		damaged("A customer has more entries than bytes.");
+	tail_block(d, totals_len, &b->totals);
+	tail_block(d, entries_len, &b->entries);
 }
 
 void
 slotset_customers(bytea *stored, SlotCustomerVisitor visit, void *arg)
 {
 	Decode		d = {0};
-	uint64		n = decode_start(&d, stored);
+	uint64		n = decode_start(&d, stored, true);
 
 	for (uint64 c = 0; c < n; c++)
 	{
@@ -1054,10 +1122,20 @@ get_block(Decode *d, Reader *e, uint64 nentries, bool totals, uint32 taken, Slot
 		damaged("Extra bytes after a customer's entries.");
 }
 
-static void
+/* What a decode does: read everything; or, reading the directory alone, take every
+ * matching customer's counts (they must cover its entries), or only tell whether the
+ * counts target accepts counts covering every matching customer's entries. */
+typedef enum DecodeMode
+{
+	DECODE_FULL,
+	DECODE_COUNTS,
+	DECODE_COVERED
+} DecodeMode;
+
+static bool
 decode(bytea *stored, const Aggregation *agg, const char *customer,
 	   const char *external_customer, SlotTarget target, SlotCountTarget counts,
-	   BucketRemap remap, void *arg, bool days)
+	   BucketRemap remap, void *arg, bool days, DecodeMode mode)
 {
 	Decode		d = {0};
 	uint64		ncustomers;
@@ -1067,7 +1145,7 @@ decode(bytea *stored, const Aggregation *agg, const char *customer,
 	d.counts = counts;
 	d.remap = remap;
 	d.arg = arg;
-	ncustomers = decode_start(&d, stored);
+	ncustomers = decode_start(&d, stored, mode != DECODE_FULL);
 	for (uint64 c = 0; c < ncustomers; c++)
 	{
 		Block		b;
@@ -1084,27 +1162,33 @@ decode(bytea *stored, const Aggregation *agg, const char *customer,
 		taken = take_counts(&d, &b, &key, &present);
 		if (taken != 0 && (present & ~taken) == 0)
 			continue;			/* the counts served every hour it has entries in */
+		if (mode == DECODE_COVERED)
+			return false;
+		if (mode == DECODE_COUNTS)
+			elog(ERROR, "meter: a read of a stored value's counts needs its entries");
 		if (days && b.ntotals > 0 && taken == 0)
 			get_block(&d, &b.totals, b.ntotals, true, 0, &key);
 		else
 			get_block(&d, &b.entries, b.nentries, false, taken, &key);
 	}
-	if (d.r.pos != d.r.len)
-		damaged("Extra bytes after the last customer.");
+	decode_end(&d);
+	return true;
 }
 
 void
 slotset_decode(bytea *stored, const Aggregation *agg, const char *customer,
 			   const char *external_customer, SlotTarget target, BucketRemap remap, void *arg)
 {
-	decode(stored, agg, customer, external_customer, target, NULL, remap, arg, false);
+	(void) decode(stored, agg, customer, external_customer, target, NULL, remap, arg, false,
+				  DECODE_FULL);
 }
 
 void
 slotset_decode_days(bytea *stored, const Aggregation *agg, const char *customer,
 					const char *external_customer, SlotTarget target, void *arg)
 {
-	decode(stored, agg, customer, external_customer, target, NULL, NULL, arg, true);
+	(void) decode(stored, agg, customer, external_customer, target, NULL, NULL, arg, true,
+				  DECODE_FULL);
 }
 
 void
@@ -1112,5 +1196,22 @@ slotset_decode_counted(bytea *stored, const Aggregation *agg, const char *custom
 					   const char *external_customer, SlotTarget target,
 					   SlotCountTarget counts, BucketRemap remap, void *arg, bool days)
 {
-	decode(stored, agg, customer, external_customer, target, counts, remap, arg, days);
+	(void) decode(stored, agg, customer, external_customer, target, counts, remap, arg, days,
+				  DECODE_FULL);
+}
+
+bool
+slotset_counts_cover(bytea *head, const Aggregation *agg, const char *customer,
+					 const char *external_customer, SlotCountTarget accepts, void *arg)
+{
+	return decode(head, agg, customer, external_customer, NULL, accepts, NULL, arg, false,
+				  DECODE_COVERED);
+}
+
+void
+slotset_decode_counts(bytea *head, const Aggregation *agg, const char *customer,
+					  const char *external_customer, SlotCountTarget counts, void *arg)
+{
+	(void) decode(head, agg, customer, external_customer, NULL, counts, NULL, arg, false,
+				  DECODE_COUNTS);
 }

@@ -8,6 +8,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -308,7 +309,7 @@ scope_args(const MeterScope *m, Datum *args)
 /* Hand SPI's result rows (ctid?, shard, day, data) to visit, in the caller's memory
  * context. */
 static void
-visit_rows(MemoryContext caller, bool with_ctid, StoredRowVisitor visit, void *arg)
+visit_rows(MemoryContext caller, bool with_ctid, bool lazy, StoredRowVisitor visit, void *arg)
 {
 	TupleDesc	desc = SPI_tuptable->tupdesc;
 	int			off = with_ctid ? 1 : 0;
@@ -330,7 +331,9 @@ visit_rows(MemoryContext caller, bool with_ctid, StoredRowVisitor visit, void *a
 		d = SPI_getbinval(t, desc, off + 1, &isnull);
 		row.shard = isnull ? STORE_ALL_CUSTOMERS : DatumGetInt16(d);
 		row.day = DatumGetDateADT(SPI_getbinval(t, desc, off + 2, &isnull));
-		row.data = DatumGetByteaPP(SPI_getbinval(t, desc, off + 3, &isnull));
+		d = SPI_getbinval(t, desc, off + 3, &isnull);
+		row.raw = (struct varlena *) DatumGetPointer(d);
+		row.data = lazy ? NULL : DatumGetByteaPP(d);
 		visit(&row, arg);
 	}
 	MemoryContextSwitchTo(spi);
@@ -483,7 +486,7 @@ store_fetch(const MeterScope *m, StoredRow *keys, int n, Snapshot snap,
 	args[3] = array_of(sh, NULL, n, INT2OID);
 	args[4] = array_of(d, NULL, n, DATEOID);
 	run(STORE_FETCH, args, NULL, snap, false, SPI_OK_SELECT);
-	visit_rows(caller, true, visit, arg);
+	visit_rows(caller, true, false, visit, arg);
 	SPI_finish();
 }
 
@@ -563,7 +566,7 @@ store_forget(const MeterScope *m, DateADT from_day, Snapshot snap)
 
 void
 store_read(const MeterScope *m, const int16 *shards, int nshards, DateADT day_lo,
-		   DateADT day_hi, StoredRowVisitor visit, void *arg)
+		   DateADT day_hi, bool lazy, StoredRowVisitor visit, void *arg)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Datum		args[6];
@@ -577,7 +580,7 @@ store_read(const MeterScope *m, const int16 *shards, int nshards, DateADT day_lo
 	args[4] = DateADTGetDatum(day_lo);
 	args[5] = DateADTGetDatum(day_hi);
 	run(STORE_READ, args, NULL, NULL, true, SPI_OK_SELECT);
-	visit_rows(caller, false, visit, arg);
+	visit_rows(caller, false, lazy, visit, arg);
 	SPI_finish();
 }
 
@@ -593,6 +596,32 @@ store_read_pending(const MeterScope *m, DateADT day_lo, DateADT day_hi, bool tot
 	args[3] = DateADTGetDatum(day_lo);
 	args[4] = DateADTGetDatum(day_hi);
 	run(totals ? STORE_READ_PENDING_TOTALS : STORE_READ_PENDING, args, NULL, NULL, true, SPI_OK_SELECT);
-	visit_rows(caller, false, visit, arg);
+	visit_rows(caller, false, false, visit, arg);
 	SPI_finish();
+}
+
+/* ── Reading a row's value lazily ────────────────────────────────────────────────── */
+
+bytea *
+store_row_data(const StoredRow *row)
+{
+	return row->data != NULL ? row->data : DatumGetByteaPP(PointerGetDatum(row->raw));
+}
+
+/* A TOASTed value's first chunk holds the directory of most rows. */
+#define HEAD_SLICE 1996
+
+bytea *
+store_row_head(const StoredRow *row)
+{
+	bytea	   *head;
+	Size		need;
+
+	if (row->data != NULL || !VARATT_IS_EXTERNAL_ONDISK(row->raw))
+		return store_row_data(row);
+	head = (bytea *) detoast_attr_slice(row->raw, 0, HEAD_SLICE);
+	need = slotset_directory_size(head);
+	if (need > VARSIZE_ANY_EXHDR(head))
+		head = (bytea *) detoast_attr_slice(row->raw, 0, (int32) need);
+	return head;
 }

@@ -140,7 +140,8 @@ typedef struct StoredRow
 {
 	int16		shard;
 	DateADT		day;
-	bytea	   *data;
+	bytea	   *data;			/* NULL when read lazily: store_row_data */
+	struct varlena *raw;		/* the value as read (maybe TOASTed), for the row's visit */
 	bytea	   *totals;			/* a pending row taken by store_take_pending: its totals */
 	bool		exists;			/* store_fetch found it, at ctid */
 	ItemPointerData ctid;
@@ -176,8 +177,14 @@ extern void store_forget(const MeterScope *m, DateADT from_day, Snapshot snap);
  * days in [day_lo, day_hi], and its pending rows overlapping those days (their customer
  * entries, or with totals their all-customers entries, as data). */
 extern void store_read(const MeterScope *m, const int16 *shards, int nshards,
-					   DateADT day_lo, DateADT day_hi, StoredRowVisitor visit, void *arg);
+					   DateADT day_lo, DateADT day_hi, bool lazy, StoredRowVisitor visit,
+					   void *arg);
 extern void store_read_pending(const MeterScope *m, DateADT day_lo, DateADT day_hi,
 							   bool totals, StoredRowVisitor visit, void *arg);
+
+/* A row read lazily (store_read): its value, or the prefix of it that holds the stored
+ * set's directory (slotset.h), fetching only that much of a TOASTed value. */
+extern bytea *store_row_data(const StoredRow *row);
+extern bytea *store_row_head(const StoredRow *row);
 
 #endif							/* METER_STORE_H */

@@ -70,7 +70,7 @@ read_rows(const MeterScope *scope, bool totals, Collect *c)
 		shards[0] = STORE_ALL_CUSTOMERS;
 	else
 		n = store_shards_for(NULL, NULL, shards);
-	store_read(scope, shards, n, DATEVAL_NOBEGIN, DATEVAL_NOEND, collect_visit, c);
+	store_read(scope, shards, n, DATEVAL_NOBEGIN, DATEVAL_NOEND, false, collect_visit, c);
 }
 
 static Datum

@@ -305,6 +305,33 @@ pending_visit(const StoredRow *row, void *arg)
 				   p->u->req.external_customer, pending_target, NULL, p);
 }
 
+static Partial *slot_cell(Usage *u, const SlotKey *key);
+static void taint(Usage *u, int g, int cell);
+
+/* A pending entry of an invertible aggregation (never a mark): straight into its cell,
+ * which then cannot take stored counts. */
+static void
+pending_cell_target(const SlotKey *key, bool mark, void *arg, Partial **into)
+{
+	Usage	   *u = arg;
+
+	if (mark)
+		elog(ERROR, "meter: a pending entry of an invertible aggregation is marked");
+	into[0] = slot_cell(u, key);
+	if (into[0] != NULL && u->counts_apply)
+		taint(u, group_of(u, key->customer, key->external_customer, key->dims),
+			  cell_of(u, key->slot));
+}
+
+static void
+pending_cell_visit(const StoredRow *row, void *arg)
+{
+	Usage	   *u = arg;
+
+	slotset_decode(row->data, u->req.meter->agg, u->req.customer, u->req.external_customer,
+				   pending_cell_target, remap_to_cell, u);
+}
+
 /* The cell partial a whole stored slot adds to, or NULL. */
 static Partial *
 slot_cell(Usage *u, const SlotKey *key)
@@ -400,25 +427,43 @@ is_tainted(const Usage *u, int g, int cell)
 	return g < u->tainted_cap && u->tainted[g] != NULL && u->tainted[g][cell];
 }
 
+/* Would count_target take the count of [key->slot, end)? Changes nothing; *g and *cell
+ * get where it would go. */
+static bool
+count_fits(Usage *u, const SlotKey *key, TimestampTz end, int *g, int *cell)
+{
+	*cell = cell_of(u, key->slot);
+	if (*cell < 0 || u->cell_start[*cell] != key->slot || u->cell_start[*cell + 1] != end ||
+		raw_within(u, key->slot, end))
+		return false;
+	*g = group_of(u, key->customer, key->external_customer, key->dims);
+	if (*g < 0 || is_tainted(u, *g, *cell))
+		return false;
+	return *g >= u->ngroups || u->cells[*g] == NULL || u->cells[*g][*cell] == NULL ||
+		partial_is_empty(u->cells[*g][*cell]);
+}
+
+static bool
+count_accepts(const SlotKey *key, TimestampTz end, int64 events, int64 n, int64 distinct,
+			  void *arg)
+{
+	int			g,
+				cell;
+
+	return count_fits((Usage *) arg, key, end, &g, &cell);
+}
+
 static bool
 count_target(const SlotKey *key, TimestampTz end, int64 events, int64 n, int64 distinct,
 			 void *arg)
 {
 	Usage	   *u = arg;
-	int			cell = cell_of(u, key->slot);
-	int			g;
-	Partial    *p;
+	int			g,
+				cell;
 
-	if (cell < 0 || u->cell_start[cell] != key->slot || u->cell_start[cell + 1] != end ||
-		raw_within(u, key->slot, end))
+	if (!count_fits(u, key, end, &g, &cell))
 		return false;
-	g = group_of(u, key->customer, key->external_customer, key->dims);
-	if (g < 0 || is_tainted(u, g, cell))
-		return false;
-	p = cell_partial(u, g, cell);
-	if (!partial_is_empty(p))
-		return false;
-	partial_add_counted(p, events, n, distinct);
+	partial_add_counted(cell_partial(u, g, cell), events, n, distinct);
 	return true;
 }
 
@@ -444,30 +489,45 @@ count_pair(const char *customer, const char *external, int64 events, void *arg)
 }
 
 static bool
-row_gives_counts(Usage *u, const StoredRow *row, const char *customer, const char *external)
+row_gives_counts(Usage *u, bytea *head, const char *customer, const char *external)
 {
 	PairCount	c = {u, customer, external, 0};
 
-	if (!u->counts_apply)
-		return false;
 	if (u->req.by_customer)
 		return true;			/* a group per customer */
-	slotset_customers(row->data, count_pair, &c);
+	slotset_customers(head, count_pair, &c);
 	return c.n <= 1;
 }
 
+/*
+ * A compacted row. When stored counts serve everything the request wants of it, only
+ * the row's directory is read (the first TOAST chunk of a large row, not its distinct
+ * values: the bulk of a COUNT_UNIQUE row, which grows with the data).
+ */
 static void
 stored_visit(const StoredRow *row, void *arg)
 {
 	Usage	   *u = arg;
+	const Aggregation *agg = u->req.meter->agg;
 	bool		totals = row->shard == STORE_ALL_CUSTOMERS;
 	const char *customer = totals ? NULL : u->req.customer;
 	const char *external = totals ? NULL : u->req.external_customer;
 	bool		days = day_is_whole(u, row->day);
+	bool		counts = false;
 
-	slotset_decode_counted(row->data, u->req.meter->agg, customer, external, stored_target,
-						   row_gives_counts(u, row, customer, external) ? count_target : NULL,
-						   days ? NULL : remap_to_cell, u, days);
+	if (u->counts_apply)
+	{
+		bytea	   *head = store_row_head(row);
+
+		counts = row_gives_counts(u, head, customer, external);
+		if (counts && slotset_counts_cover(head, agg, customer, external, count_accepts, u))
+		{
+			slotset_decode_counts(head, agg, customer, external, count_target, u);
+			return;
+		}
+	}
+	slotset_decode_counted(store_row_data(row), agg, customer, external, stored_target,
+						   counts ? count_target : NULL, days ? NULL : remap_to_cell, u, days);
 }
 
 static bool
@@ -484,18 +544,28 @@ read_stored(Usage *u)
 	MeterScope	scope = {m->tenant, m->environment, m->id};
 	DateADT		lo = slot_day(u->cell_start[0]);
 	DateADT		hi = slot_day(r->end - 1);
-	PendingRead p = {u, slotset_create(CurrentMemoryContext), NULL, 0, 0};
-	SlotEntry **entries;
-	int			n;
+	PendingRead p = {u, NULL, NULL, 0, 0};
+	SlotEntry **entries = NULL;
+	int			n = 0;
 	int16		shards[STORE_SHARDS];
 	int			nshards;
 
 	/* All customers together: the pending rows' totals, one entry per slot (and
 	 * dimensions) each, not their customers' entries. */
-	store_read_pending(&scope, lo, hi, reads_totals(r), pending_visit, &p);
-	collect_raw_slots(u, p.marked, p.nmarked);
-	entries = slotset_sorted(p.set, &n);
 	u->counts_apply = counts_apply(r);
+	if (partial_invertible(m->agg))
+	{
+		/* No marks: the raw slots are known before the pending rows are read. */
+		collect_raw_slots(u, NULL, 0);
+		store_read_pending(&scope, lo, hi, reads_totals(r), pending_cell_visit, u);
+	}
+	else
+	{
+		p.set = slotset_create(CurrentMemoryContext);
+		store_read_pending(&scope, lo, hi, reads_totals(r), pending_visit, &p);
+		collect_raw_slots(u, p.marked, p.nmarked);
+		entries = slotset_sorted(p.set, &n);
+	}
 	for (int i = 0; u->counts_apply && i < n; i++)
 	{
 		int			g,
@@ -516,7 +586,7 @@ read_stored(Usage *u)
 	}
 	else
 		nshards = store_shards_for(r->customer, r->external_customer, shards);
-	store_read(&scope, shards, nshards, lo, hi, stored_visit, u);
+	store_read(&scope, shards, nshards, lo, hi, true, stored_visit, u);
 	for (int i = 0; i < n; i++)
 	{
 		Partial    *into = slot_cell(u, &entries[i]->key);
@@ -749,7 +819,7 @@ usage_history(Usage *u, UsageHistoryVisitor visit, void *arg)
 			if (nmarked == 0 || h.marked[nmarked - 1] != h.marked[i])
 				h.marked[nmarked++] = h.marked[i];
 		h.nmarked = nmarked;
-		store_read(&scope, shards, nshards, DATEVAL_NOBEGIN, h.first_day, history_row, &h);
+		store_read(&scope, shards, nshards, DATEVAL_NOBEGIN, h.first_day, false, history_row, &h);
 		before = slotset_sorted(h.before, &n);
 		for (int i = 0; i < n; i++)
 			if (!history_marked(&h, before[i]->key.slot))

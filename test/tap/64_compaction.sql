@@ -7,7 +7,7 @@
 -- agrees with the engine at the ends of the timestamp range.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(38);
+SELECT plan(52);
 SET LOCAL timezone = 'UTC';
 
 CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
@@ -175,6 +175,89 @@ SELECT is((SELECT array_agg(u.value ORDER BY m.id) FROM meter.meters m,
 	'several batches: usage = usage_from_events');
 RESET meter.compaction_threshold;
 RESET meter.compaction_batch_kb;
+
+-- ── Pending rows' all-customers totals ──────────────────────────────────────────────
+-- Each pending row carries its entries summed over customers: all-customers usage reads
+-- them (not the customer entries), compaction folds them into the all-customers rows.
+SET LOCAL meter.tenant_id = 'k6';
+SET LOCAL meter.compaction_threshold = 2147483647;
+INSERT INTO meter.meters (id, event_name, name, aggregation) VALUES
+	('k6_sum', 'e', 'sum', '{"type":"SUM","field":"v"}'),
+	('k6_max', 'e', 'max', '{"type":"MAX","field":"v"}'),
+	('k6_uniq', 'e', 'uniq', '{"type":"COUNT_UNIQUE","field":"u"}'),
+	('k6_latest', 'e', 'latest', '{"type":"LATEST","field":"v"}');
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+SELECT 'k6_' || g, 'e', 'c' || (g % 7), '2024-08-01'::timestamptz + g * interval '7 minutes',
+	jsonb_build_object('v', g % 50, 'u', 'u' || (g % 30)) FROM generate_series(1, 400) g;
+DELETE FROM meter.events WHERE tenant_id = 'k6' AND id IN ('k6_49', 'k6_99', 'k6_150');
+UPDATE meter.events SET properties = '{"v": 1000, "u": "u999"}', customer_id = 'c9'
+	WHERE tenant_id = 'k6' AND id IN ('k6_7', 'k6_300');
+SELECT ok((SELECT count(*) FROM meter.pending WHERE tenant_id = 'k6') >= 12
+	AND (SELECT bool_and(octet_length(totals) > 0) FROM meter.pending WHERE tenant_id = 'k6'),
+	'the statements left pending rows, each with its all-customers totals');
+SELECT is((SELECT array_agg(u ORDER BY m.id) FROM meter.meters m,
+		LATERAL (SELECT array_agg(value ORDER BY window_start) u FROM meter.usage(m.id, '2024-08-01', '2024-08-04', window_size => 'HOUR')) x
+		WHERE m.tenant_id = 'k6'),
+	(SELECT array_agg(u ORDER BY m.id) FROM meter.meters m,
+		LATERAL (SELECT array_agg(value ORDER BY window_start) u FROM meter.usage_from_events(m.id, '2024-08-01', '2024-08-04', window_size => 'HOUR')) x
+		WHERE m.tenant_id = 'k6'),
+	'all customers, everything pending (inserts, deletes, updates; MAX and LATEST marked): usage = usage_from_events');
+SELECT is((SELECT array_agg(u ORDER BY m.id) FROM meter.meters m,
+		LATERAL (SELECT array_agg(value ORDER BY window_start) u FROM meter.usage(m.id, '2024-08-01', '2024-08-04', customer_id => 'c9', window_size => 'HOUR')) x
+		WHERE m.tenant_id = 'k6'),
+	(SELECT array_agg(u ORDER BY m.id) FROM meter.meters m,
+		LATERAL (SELECT array_agg(value ORDER BY window_start) u FROM meter.usage_from_events(m.id, '2024-08-01', '2024-08-04', customer_id => 'c9', window_size => 'HOUR')) x
+		WHERE m.tenant_id = 'k6'),
+	'one customer, everything pending: usage = usage_from_events');
+SELECT is_empty($$SELECT * FROM meter.verify() WHERE meter_id LIKE 'k6%'$$,
+	'verify() checks the pending totals against the raw events: empty');
+SELECT is((SELECT count(*) FROM meter.stored_slots('k6_sum', true)),
+	(SELECT count(DISTINCT date_bin('15 minutes', "timestamp", timestamptz '2000-01-01 00:00Z')) FROM meter.events WHERE tenant_id = 'k6'),
+	'the pending totals hold one entry per slot (not per customer and slot)');
+SELECT ok(meter.compact() > 0, 'meter.compact() folds them');
+SELECT is_empty($$SELECT * FROM meter.verify() WHERE meter_id LIKE 'k6%'$$,
+	'after compaction the all-customers rows (folded from the totals) agree with the raw events');
+RESET meter.compaction_threshold;
+
+-- ── COUNT_UNIQUE counts read from a row's directory alone ───────────────────────────
+-- A day's all-customers row of a COUNT_UNIQUE meter holds its distinct values (TOASTed
+-- when large) and per-hour counts in its directory: HOUR windows take the counts from
+-- the first TOAST chunk, never the values.
+SET LOCAL meter.tenant_id = 'k5';
+INSERT INTO meter.meters (id, event_name, name, aggregation) VALUES
+	('k5_users', 'e', 'users', '{"type":"COUNT_UNIQUE","field":"user"}');
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+SELECT 'k5_' || g, 'e', 'c' || (g % 3), '2024-07-01'::timestamptz + (g % 1440) * interval '1 minute',
+	jsonb_build_object('user', 'user-' || (g % 5000)) FROM generate_series(1, 20000) g;
+SELECT meter.compact();
+SELECT ok((SELECT pg_column_size(data) FROM meter.rollups WHERE tenant_id = 'k5' AND shard = -1) > 20000,
+	'the all-customers row of the day is large (TOASTed)');
+CREATE TEMP TABLE k5_toast AS SELECT reltoastrelid AS t FROM pg_class WHERE oid = 'meter.rollups'::regclass;
+CREATE TEMP TABLE k5_before AS SELECT pg_stat_get_xact_blocks_fetched(t) AS n FROM k5_toast;
+CREATE TEMP TABLE k5_usage AS
+	SELECT * FROM meter.usage('k5_users', '2024-07-01', '2024-07-02', window_size => 'HOUR');
+SELECT cmp_ok((SELECT pg_stat_get_xact_blocks_fetched(t) FROM k5_toast) - (SELECT n FROM k5_before), '<=', 2::bigint,
+	'HOUR windows of all customers read the counts: one TOAST chunk of the row, not its values');
+SELECT set_eq('SELECT * FROM k5_usage',
+	$$SELECT * FROM meter.usage_from_events('k5_users', '2024-07-01', '2024-07-02', window_size => 'HOUR')$$,
+	'and equal usage_from_events');
+SELECT set_eq($$SELECT * FROM meter.usage('k5_users', '2024-07-01', '2024-07-02', customer_id => 'c1', window_size => 'HOUR')$$,
+	$$SELECT * FROM meter.usage_from_events('k5_users', '2024-07-01', '2024-07-02', customer_id => 'c1', window_size => 'HOUR')$$,
+	'one customer, HOUR windows: usage = usage_from_events');
+SELECT set_eq($$SELECT * FROM meter.usage('k5_users', '2024-07-01 00:07', '2024-07-02', window_size => 'HOUR')$$,
+	$$SELECT * FROM meter.usage_from_events('k5_users', '2024-07-01 00:07', '2024-07-02', window_size => 'HOUR')$$,
+	'a start off the slot grid (the first hour needs the values): usage = usage_from_events');
+SELECT set_eq($$SELECT * FROM meter.usage('k5_users', '2024-07-01', '2024-07-02', window_size => '15MIN')$$,
+	$$SELECT * FROM meter.usage_from_events('k5_users', '2024-07-01', '2024-07-02', window_size => '15MIN')$$,
+	'15-minute windows (no counts): usage = usage_from_events');
+SET LOCAL meter.compaction_threshold = 2147483647;
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties) VALUES
+	('k5_new', 'e', 'c1', '2024-07-01 05:10', '{"user": "someone-new"}'),
+	('k5_old', 'e', 'c2', '2024-07-01 06:10', '{"user": "user-1"}');
+SELECT set_eq($$SELECT * FROM meter.usage('k5_users', '2024-07-01', '2024-07-02', window_size => 'HOUR')$$,
+	$$SELECT * FROM meter.usage_from_events('k5_users', '2024-07-01', '2024-07-02', window_size => 'HOUR')$$,
+	'hours with pending entries take the values: usage = usage_from_events');
+RESET meter.compaction_threshold;
 
 -- ── verify() at the ends of the timestamp range ─────────────────────────────────────
 SET LOCAL meter.tenant_id = 'k4';
