@@ -240,8 +240,9 @@ typedef struct Fold
 	SlotSet    *recomputed;		/* (customer, slot), dims "" */
 	SlotSet    *recomputed_totals;	/* (slot), customer and dims "" */
 	/* lookups the decode repeats, cached */
-	const char *last_customer;
-	const char *last_external;
+	MemoryContext cxt;			/* the batch's */
+	char	   *last_customer;
+	char	   *last_external;
 	int16		last_shard;
 	int			last_row;
 } Fold;
@@ -306,10 +307,17 @@ row_set(Fold *f, int16 shard, DateADT day)
 static int16
 customer_shard(Fold *f, const char *customer, const char *external)
 {
-	if (f->last_customer != customer || f->last_external != external)
+	if (f->last_customer == NULL || strcmp(f->last_customer, customer) != 0 ||
+		strcmp(f->last_external, external) != 0)
 	{
-		f->last_customer = customer;
-		f->last_external = external;
+		/* copies: a decode's strings are read in place and go with the value */
+		if (f->last_customer != NULL)
+		{
+			pfree(f->last_customer);
+			pfree(f->last_external);
+		}
+		f->last_customer = MemoryContextStrdup(f->cxt, customer);
+		f->last_external = MemoryContextStrdup(f->cxt, external);
 		f->last_shard = store_shard(customer, external);
 	}
 	return f->last_shard;
@@ -438,6 +446,7 @@ collect_keys(Fold *f)
 	f->keys = keys;
 	f->sets = palloc0(sizeof(SlotSet *) * (f->nkeys + 1));
 	f->last_row = -1;
+	f->cxt = CurrentMemoryContext;
 	f->last_customer = NULL;
 	f->last_external = NULL;
 }

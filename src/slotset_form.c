@@ -12,7 +12,8 @@
  *   base slot number (zigzag; slot number = slot start / 15 minutes)
  *   dimension keys:    count, names
  *   dimension values:  count, encoded values
- *   customers:         count, each (customer, external customer, entry count, the events
+ *   customers:         count, each (customer, external customer — NUL-terminated, read
+ *                      in place — entry count, the events
  *                      its entries count (Σ events), day-total count, its counts
  *                      (length-prefixed), the byte lengths of its day totals and of its
  *                      entries in the tail)
@@ -82,6 +83,14 @@ static void
 put_string(StringInfo buf, const char *s)
 {
 	put_bytes(buf, s, strlen(s));
+}
+
+/* A string readers use in place: length-prefixed and NUL-terminated. */
+static void
+put_cstring(StringInfo buf, const char *s)
+{
+	put_string(buf, s);
+	appendStringInfoCharMacro(buf, '\0');
 }
 
 static void
@@ -519,8 +528,8 @@ slotset_encode(SlotEntry **entries, int n, const Aggregation *agg, int ndim_keys
 			put_day_totals(&totals, entries + first, i - first, agg, &dims, &strings, &ntotals);
 		if (day_summaries && agg->type == AGG_COUNT_UNIQUE)
 			put_counts(&counts, entries + first, i - first);
-		put_string(&buf, k->customer);
-		put_string(&buf, k->external_customer);
+		put_cstring(&buf, k->customer);
+		put_cstring(&buf, k->external_customer);
 		put_varint(&buf, i - first);
 		put_signed(&buf, events);
 		put_varint(&buf, ntotals);
@@ -628,6 +637,19 @@ get_string(Reader *r)
 	if (memchr(p, '\0', len) != NULL)
 		damaged("A string holds a NUL byte.");
 	return pnstrdup((const char *) p, len);
+}
+
+/* A string written by put_cstring, in place: valid as long as the value read. */
+static const char *
+get_cstring(Reader *r)
+{
+	Size		len;
+	const uint8 *p = get_bytes(r, &len);
+
+	if (r->pos >= r->len || r->data[r->pos] != '\0' || memchr(p, '\0', len) != NULL)
+		damaged("A string is not terminated where its length says.");
+	r->pos++;
+	return (const char *) p;
 }
 
 static Numeric
@@ -975,8 +997,8 @@ decode_end(Decode *d)
 /* A customer's header: its ids, entry and total counts, and its three blocks. */
 typedef struct Block
 {
-	char	   *customer;
-	char	   *external;
+	const char *customer;		/* in place */
+	const char *external;
 	uint64		nentries;
 	int64		events;
 	uint64		ntotals;
@@ -1018,8 +1040,8 @@ get_block_header(Decode *d, Block *b)
 	uint64		totals_len,
 				entries_len;
 
-	b->customer = get_string(&d->r);
-	b->external = get_string(&d->r);
+	b->customer = get_cstring(&d->r);
+	b->external = get_cstring(&d->r);
 	b->nentries = get_varint(&d->r);
 	b->events = get_signed(&d->r);
 	b->ntotals = get_varint(&d->r);

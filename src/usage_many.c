@@ -62,6 +62,7 @@ typedef struct Groups
 	char	  **names;			/* per group: its name (the key) */
 	void	  **data;			/* per group: the caller's */
 	int64	   *history;		/* per group: events before the range (usage_by_customer) */
+	struct pairtab_hash *pairs; /* usage_by_customer: (customer, external) → group */
 } Groups;
 
 static void
@@ -170,13 +171,52 @@ typedef struct CustomerIds
 	char	   *external;
 } CustomerIds;
 
+/* (customer, external customer) → group, looked up without building a key string: a
+ * read meets every customer once per stored row. */
+typedef struct PairElem
+{
+	CustomerIds *key;
+	int			group;
+	uint32		hash;
+	char		status;
+} PairElem;
+
+static inline uint32
+pair_hash(const CustomerIds *k)
+{
+	return hash_combine(hash_bytes((const unsigned char *) k->customer, (int) strlen(k->customer)),
+						hash_bytes((const unsigned char *) k->external, (int) strlen(k->external)));
+}
+
+#define SH_PREFIX pairtab
+#define SH_ELEMENT_TYPE PairElem
+#define SH_KEY_TYPE CustomerIds *
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) pair_hash(k)
+#define SH_EQUAL(tb, a, b) (strcmp((a)->customer, (b)->customer) == 0 && strcmp((a)->external, (b)->external) == 0)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
 static int
 customer_group(Groups *g, const char *customer, const char *external)
 {
+	CustomerIds probe = {(char *) customer, (char *) external};
+	uint32		hash = pair_hash(&probe);
+	PairElem   *e;
 	bool		found;
 	char		buf[256];
-	int			grp = groups_get(g, customer_key(customer, external, buf, sizeof(buf)), true, &found);
+	int			grp;
 
+	if (g->pairs == NULL)
+		g->pairs = pairtab_create(g->cxt, 256, NULL);
+	e = pairtab_lookup_hash(g->pairs, &probe, hash);
+	if (e != NULL)
+		return e->group;
+	grp = groups_get(g, customer_key(customer, external, buf, sizeof(buf)), true, &found);
 	if (!found)
 	{
 		CustomerIds *ids = MemoryContextAlloc(g->cxt, sizeof(CustomerIds));
@@ -185,6 +225,8 @@ customer_group(Groups *g, const char *customer, const char *external)
 		ids->external = MemoryContextStrdup(g->cxt, external);
 		g->data[grp] = ids;
 	}
+	e = pairtab_insert_hash(g->pairs, g->data[grp], hash, &found);
+	e->group = grp;
 	return grp;
 }
 
