@@ -4,8 +4,8 @@
 # scripts (test/e2e/*), stops the cluster and prints `N passed, N failed` last.
 # Options via environment: TEST_PORT (default 54915), TEST_SCALE (property/stress sizes),
 # METER_VALGRIND=1 (server under valgrind: make valgrind), EXTRA_CFLAGS (make ubsan),
-# TEST_E2E (a glob of the end-to-end scripts to run, default *; e.g. 'client*' to keep a
-# valgrind run short).
+# TEST_E2E and TEST_TAP (globs of the end-to-end scripts and pgTAP files to run, default
+# *; e.g. TEST_E2E='client*' TEST_TAP='4*' to keep a valgrind run short).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -41,8 +41,8 @@ fi
 log "pgTAP"
 psql -X -q -d postgres -c 'CREATE DATABASE meter_test' >/dev/null
 psql -X -q -d meter_test -c 'CREATE EXTENSION meter; CREATE EXTENSION pgtap' >/dev/null
-if ls test/tap/*.sql >/dev/null 2>&1; then
-	tap=$(pg_prove --psql-bin "$PGBIN/psql" -d meter_test test/tap/*.sql 2>&1)
+if ls test/tap/${TEST_TAP:-*}.sql >/dev/null 2>&1; then
+	tap=$(pg_prove --psql-bin "$PGBIN/psql" -d meter_test test/tap/${TEST_TAP:-*}.sql 2>&1)
 	echo "$tap"
 	n=$(echo "$tap" | sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p')
 	n=${n:-0}
