@@ -25,6 +25,13 @@
  *   reader looking for one customer skips the others' entries unread, one whose window
  *   holds the whole day reads only the totals, and one whose cell is one UTC hour or day
  *   of a COUNT_UNIQUE meter reads only the counts
+ *   day total:  [dims index when more than one], then as an entry's flags onwards
+ *   counts (COUNT_UNIQUE, compacted rows):  count, each (period: UTC hour 0 … 23 or 24
+ *       for the day, events, n, distinct values), every hour with entries and the day
+ *   entry:  slot number - base, [dims index when more than one], flags, events, [n when
+ *       it differs from events], [Σv], [Σv·t], [scales: count, (scale, count)…], [best,
+ *       LATEST: its time - slot start], [uniques: count, (string, refs)…], [maxima: count,
+ *       (bucket - slot start, group string + 1 or 0 for none, max)…]
  * The decoder checks every length and index against the value it reads: a damaged value
  * is an error, never a read outside it.
  */
