@@ -66,8 +66,16 @@ for t in test/e2e/${TEST_E2E:-*}; do
 	fi
 done
 
-# 4. Memory and undefined behaviour: UndefinedBehaviorSanitizer reports (make ubsan builds
+# 4. Crashes, memory and undefined behaviour: UndefinedBehaviorSanitizer reports (make ubsan builds
 # with it) in the server log, valgrind's logs (METER_VALGRIND=1, make valgrind).
+# A backend that died (a crash restarts every session) fails the run, whatever passed.
+if grep -qE 'terminated by signal|PANIC:' "$dir/server.log" 2>/dev/null; then
+	echo "not ok - a server process crashed (server log)"
+	grep -B2 -A4 -E 'terminated by signal|PANIC:' "$dir/server.log" | head -40
+	failed=$((failed + 1))
+else
+	echo "ok - no server process crashed (server log)"; passed=$((passed + 1))
+fi
 if grep -q 'runtime error:' "$dir/server.log" 2>/dev/null; then
 	echo "not ok - undefined behaviour (server log)"; grep -B2 -A8 'runtime error:' "$dir/server.log" | head -80
 	failed=$((failed + 1))
