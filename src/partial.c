@@ -20,7 +20,7 @@
 #define SH_ELEMENT_TYPE UniqueEntry
 #define SH_KEY_TYPE char *
 #define SH_KEY key
-#define SH_HASH_KEY(tb, k) hash_bytes((const unsigned char *) (k), strlen(k))
+#define SH_HASH_KEY(tb, k) partial_unique_hash(k)
 #define SH_EQUAL(tb, a, b) (strcmp((a), (b)) == 0)
 #define SH_STORE_HASH
 #define SH_GET_HASH(tb, a) ((a)->hash)
@@ -144,6 +144,7 @@ partial_init(Partial *p, MemoryContext cxt)
 {
 	memset(p, 0, sizeof(Partial));
 	p->cxt = cxt;
+	p->entries_hint = 1;
 }
 
 void
@@ -216,7 +217,13 @@ partial_set_scale(Partial *p, int32 scale, int64 count)
 uint32
 partial_unique_hash(const char *key)
 {
-	return hash_bytes((const unsigned char *) key, strlen(key));
+	return partial_unique_hash_len(key, strlen(key));
+}
+
+uint32
+partial_unique_hash_len(const char *key, size_t len)
+{
+	return hash_bytes((const unsigned char *) key, (int) len);
 }
 
 void
@@ -225,8 +232,27 @@ partial_unique_add(Partial *p, const char *key, int64 refs)
 	partial_unique_add_hashed(p, key, partial_unique_hash(key), refs);
 }
 
+/* Room for more distinct values without rehashing on the way: decoders know how many
+ * values an entry holds, and growing a set one doubling at a time rehashes it at each.
+ * A new set is sized for entries_hint such entries (up to 4096 values more). */
 void
-partial_unique_add_hashed(Partial *p, const char *key, uint32 hash, int64 refs)
+partial_unique_reserve(Partial *p, uint64 more)
+{
+	uint64		want;
+
+	if (p->uniques == NULL)
+	{
+		want = more + Min(more * (Max(p->entries_hint, 1) - 1), 4096);
+		p->uniques = uniqueset_create(p->cxt, (uint32) Min(Max(want, 4), PG_UINT32_MAX / 4), NULL);
+		return;
+	}
+	want = p->uniques->members + more;
+	if (want > p->uniques->grow_threshold && want < PG_UINT32_MAX / 4)
+		uniqueset_grow(p->uniques, (uint64) (want / 0.9) + 1);	/* simplehash's fill factor */
+}
+
+static void
+unique_add(Partial *p, const char *key, uint32 hash, int64 refs, bool copy)
 {
 	bool		found;
 	UniqueEntry *e;
@@ -238,17 +264,32 @@ partial_unique_add_hashed(Partial *p, const char *key, uint32 hash, int64 refs)
 	e = uniqueset_insert_hash(p->uniques, (char *) key, hash, &found);
 	if (!found)
 	{
-		e->key = MemoryContextStrdup(p->cxt, key);
+		e->key = copy ? MemoryContextStrdup(p->cxt, key) : (char *) key;
+		e->lasting = !copy;
 		e->refs = 0;
 	}
 	e->refs += refs;
 	if (e->refs == 0)
 	{
 		char	   *k = e->key;
+		bool		owned = !e->lasting;
 
 		uniqueset_delete_item(p->uniques, e);
-		pfree(k);
+		if (owned)
+			pfree(k);
 	}
+}
+
+void
+partial_unique_add_hashed(Partial *p, const char *key, uint32 hash, int64 refs)
+{
+	unique_add(p, key, hash, refs, true);
+}
+
+void
+partial_unique_add_lasting(Partial *p, const char *key, uint32 hash, int64 refs)
+{
+	unique_add(p, key, hash, refs, false);
 }
 
 void

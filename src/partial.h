@@ -44,6 +44,7 @@ typedef struct UniqueEntry
 	int64		refs;
 	uint32		hash;
 	char		status;
+	bool		lasting;		/* key not copied: it outlives the state */
 } UniqueEntry;
 
 /* Bucketed MAX: the maximum of one (bucket key, group) — group NULL: missing or null. */
@@ -91,6 +92,8 @@ typedef struct Partial
 	int64		counted;		/* COUNT_UNIQUE: distinct values of events it holds only as a
 								 * number (a stored count); never combined */
 	bool		additive;		/* partial_init_additive: no removals, no scale counts */
+	int			entries_hint;	/* how many stored entries it usually takes (a window's
+								 * slots): sizes its distinct-value set when first made */
 } Partial;
 
 /* What the parts of a partial state are used for, by aggregation. */
@@ -168,7 +171,11 @@ extern void partial_set_scale(Partial *p, int32 scale, int64 count);
 extern void partial_unique_add(Partial *p, const char *key, int64 refs);
 /* The same with the key's hash (partial_unique_hash) known: decoders hash each string once. */
 extern uint32 partial_unique_hash(const char *key);
+extern uint32 partial_unique_hash_len(const char *key, size_t len);
 extern void partial_unique_add_hashed(Partial *p, const char *key, uint32 hash, int64 refs);
+/* The same for a key that lives as long as the state: kept as it is, not copied. */
+extern void partial_unique_add_lasting(Partial *p, const char *key, uint32 hash, int64 refs);
+extern void partial_unique_reserve(Partial *p, uint64 more);
 extern void partial_max_offer(Partial *p, TimestampTz bucket, const char *group, Numeric v);
 extern void partial_best_offer(Partial *p, const Aggregation *agg, Numeric v, TimestampTz ts);
 /* COUNT_UNIQUE: take a period's stored count of events and distinct values, into a

@@ -106,13 +106,16 @@ extern void slotset_decode_days(bytea *stored, const Aggregation *agg, const cha
  * entries in and for its whole day, key->dims being any of its dimension values; when
  * it returns true the number serves the period and the entries in it are not offered to
  * target. days: read day totals as slotset_decode_days does when no count was taken.
+ * lasting (or NULL): a memory context that outlives the targets' states; the value's
+ * distinct values are copied there once and go into the states without a copy each.
  */
 typedef bool (*SlotCountTarget) (const SlotKey *key, TimestampTz end, int64 events, int64 n,
 								 int64 distinct, void *arg);
 extern void slotset_decode_counted(bytea *stored, const Aggregation *agg,
 								   const char *customer, const char *external_customer,
 								   SlotTarget target, SlotCountTarget counts,
-								   BucketRemap remap, void *arg, bool days);
+								   BucketRemap remap, void *arg, bool days,
+								   MemoryContext lasting);
 
 /*
  * Counts alone, from the directory of a stored set: head is the value or a prefix of it

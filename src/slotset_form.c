@@ -119,7 +119,7 @@ typedef struct DictElem
 #define SH_ELEMENT_TYPE DictElem
 #define SH_KEY_TYPE const char *
 #define SH_KEY key
-#define SH_HASH_KEY(tb, k) hash_bytes((const unsigned char *) (k), (int) strlen(k))
+#define SH_HASH_KEY(tb, k) partial_unique_hash(k)
 #define SH_EQUAL(tb, x, y) (strcmp((x), (y)) == 0)
 #define SH_STORE_HASH
 #define SH_GET_HASH(tb, a) ((a)->hash)
@@ -172,7 +172,7 @@ dict_add(StringDict *d, const char *s)
 	return e->index;
 }
 
-/* The same for a string whose hash_bytes hash is known (partial_unique_hash). */
+/* The same for a string whose hash (partial_unique_hash) is known. */
 static int
 dict_add_hashed(StringDict *d, const char *s, uint32 hash)
 {
@@ -804,7 +804,10 @@ typedef struct Strings
 	int			n;
 	const char **str;			/* NULL until resolved */
 	uint32	   *hash;
+	uint32	   *lens;
 	bool	   *hashed;
+	MemoryContext lasting;		/* not NULL: copied there, and handed to states as they
+								 * are (partial_unique_add_lasting) */
 } Strings;
 
 static void
@@ -826,10 +829,13 @@ strings_resolve(Strings *d)
 {
 	Reader		r = {0};
 
+	if (d->lasting != NULL)
+		d->data = memcpy(MemoryContextAlloc(d->lasting, Max(d->len, 1)), d->data, d->len);
 	r.data = d->data;
 	r.len = d->len;
 	d->str = palloc(sizeof(char *) * (d->n + 1));
 	d->hash = palloc(sizeof(uint32) * (d->n + 1));
+	d->lens = palloc(sizeof(uint32) * (d->n + 1));
 	d->hashed = palloc0(sizeof(bool) * (d->n + 1));
 	for (int i = 0; i < d->n; i++)
 	{
@@ -840,6 +846,7 @@ strings_resolve(Strings *d)
 			damaged("A dictionary string is not terminated where its length says.");
 		r.pos++;
 		d->str[i] = (const char *) p;
+		d->lens[i] = (uint32) len;
 	}
 	if (r.pos != r.len)
 		damaged("Extra bytes after the dictionary.");
@@ -861,7 +868,7 @@ strings_hash(Strings *d, uint64 i)
 		strings_resolve(d);
 	if (!d->hashed[i])
 	{
-		d->hash[i] = partial_unique_hash(d->str[i]);
+		d->hash[i] = partial_unique_hash_len(d->str[i], d->lens[i]);
 		d->hashed[i] = true;
 	}
 	return d->hash[i];
@@ -933,13 +940,23 @@ get_partial(Decode *d, Reader *r, Partial **into, TimestampTz slot, uint8 flags)
 	{
 		uint64		k = get_varint(r);
 
+		if (k > (uint64) d->strings.n)
+			damaged("An entry holds more distinct values than the dictionary.");
+		for (int t = 0; t < 2; t++)
+			if (into[t] != NULL)
+				partial_unique_reserve(into[t], k);
 		for (uint64 i = 0; i < k; i++)
 		{
 			uint64		s = get_index(r, d->strings.n);
 			int64		refs = get_signed(r);
 
 			for (int t = 0; t < 2; t++)
-				if (into[t] != NULL)
+				if (into[t] == NULL)
+					continue;
+				else if (d->strings.lasting != NULL)
+					partial_unique_add_lasting(into[t], strings_get(&d->strings, s),
+											   strings_hash(&d->strings, s), refs);
+				else
 					partial_unique_add_hashed(into[t], strings_get(&d->strings, s),
 											  strings_hash(&d->strings, s), refs);
 		}
@@ -1164,7 +1181,7 @@ typedef enum DecodeMode
 static bool
 decode(bytea *stored, const Aggregation *agg, const char *customer,
 	   const char *external_customer, SlotTarget target, SlotCountTarget counts,
-	   BucketRemap remap, void *arg, bool days, DecodeMode mode)
+	   BucketRemap remap, void *arg, bool days, DecodeMode mode, MemoryContext lasting)
 {
 	Decode		d = {0};
 	uint64		ncustomers;
@@ -1175,6 +1192,7 @@ decode(bytea *stored, const Aggregation *agg, const char *customer,
 	d.remap = remap;
 	d.arg = arg;
 	ncustomers = decode_start(&d, stored, mode != DECODE_FULL);
+	d.strings.lasting = lasting;
 	for (uint64 c = 0; c < ncustomers; c++)
 	{
 		Block		b;
@@ -1209,7 +1227,7 @@ slotset_decode(bytea *stored, const Aggregation *agg, const char *customer,
 			   const char *external_customer, SlotTarget target, BucketRemap remap, void *arg)
 {
 	(void) decode(stored, agg, customer, external_customer, target, NULL, remap, arg, false,
-				  DECODE_FULL);
+				  DECODE_FULL, NULL);
 }
 
 void
@@ -1217,16 +1235,17 @@ slotset_decode_days(bytea *stored, const Aggregation *agg, const char *customer,
 					const char *external_customer, SlotTarget target, void *arg)
 {
 	(void) decode(stored, agg, customer, external_customer, target, NULL, NULL, arg, true,
-				  DECODE_FULL);
+				  DECODE_FULL, NULL);
 }
 
 void
 slotset_decode_counted(bytea *stored, const Aggregation *agg, const char *customer,
 					   const char *external_customer, SlotTarget target,
-					   SlotCountTarget counts, BucketRemap remap, void *arg, bool days)
+					   SlotCountTarget counts, BucketRemap remap, void *arg, bool days,
+					   MemoryContext lasting)
 {
 	(void) decode(stored, agg, customer, external_customer, target, counts, remap, arg, days,
-				  DECODE_FULL);
+				  DECODE_FULL, lasting);
 }
 
 bool
@@ -1234,7 +1253,7 @@ slotset_counts_cover(bytea *head, const Aggregation *agg, const char *customer,
 					 const char *external_customer, SlotCountTarget accepts, void *arg)
 {
 	return decode(head, agg, customer, external_customer, NULL, accepts, NULL, arg, false,
-				  DECODE_COVERED);
+				  DECODE_COVERED, NULL);
 }
 
 void
@@ -1242,5 +1261,5 @@ slotset_decode_counts(bytea *head, const Aggregation *agg, const char *customer,
 					  const char *external_customer, SlotCountTarget counts, void *arg)
 {
 	(void) decode(head, agg, customer, external_customer, NULL, counts, NULL, arg, false,
-				  DECODE_COUNTS);
+				  DECODE_COUNTS, NULL);
 }

@@ -151,15 +151,19 @@ build_cells(Usage *u)
 	u->cell_start[c.n] = r->end;
 }
 
-/* The cell holding t, or -1 outside [first cell, end). */
+/* The cell holding t, or -1 outside [first cell, end). Entries come in time order
+ * mostly: the last answer is tried first. */
 static int
-cell_of(const Usage *u, TimestampTz t)
+cell_of(Usage *u, TimestampTz t)
 {
 	int			lo = 0,
 				hi = u->ncells - 1;
 
 	if (u->ncells == 0 || t < u->cell_start[0] || t >= u->cell_start[u->ncells])
 		return -1;
+	if (u->last_cell < u->ncells && u->cell_start[u->last_cell] <= t &&
+		t < u->cell_start[u->last_cell + 1])
+		return u->last_cell;
 	while (lo < hi)
 	{
 		int			mid = (lo + hi + 1) / 2;
@@ -169,6 +173,7 @@ cell_of(const Usage *u, TimestampTz t)
 		else
 			hi = mid - 1;
 	}
+	u->last_cell = lo;
 	return lo;
 }
 
@@ -203,6 +208,9 @@ cell_partial(Usage *u, int g, int cell)
 	{
 		u->cells[g][cell] = MemoryContextAlloc(u->cxt, sizeof(Partial));
 		partial_init(u->cells[g][cell], u->cxt);
+		/* a window takes its slots' entries, several of them from pending rows */
+		u->cells[g][cell]->entries_hint =
+			(int) Min((u->cell_start[cell + 1] - u->cell_start[cell]) / SLOT_USECS, 4);
 	}
 	return u->cells[g][cell];
 }
@@ -328,8 +336,9 @@ pending_cell_visit(const StoredRow *row, void *arg)
 {
 	Usage	   *u = arg;
 
-	slotset_decode(row->data, u->req.meter->agg, u->req.customer, u->req.external_customer,
-				   pending_cell_target, remap_to_cell, u);
+	slotset_decode_counted(row->data, u->req.meter->agg, u->req.customer,
+						   u->req.external_customer, pending_cell_target, NULL, remap_to_cell,
+						   u, false, u->cxt);
 }
 
 /* The cell partial a whole stored slot adds to, or NULL. */
@@ -377,7 +386,7 @@ raw_within(const Usage *u, TimestampTz s, TimestampTz e)
 /* Does one cell hold the whole UTC day, none of whose slots is read raw? Then the
  * stored day totals serve it. */
 static bool
-day_is_whole(const Usage *u, DateADT day)
+day_is_whole(Usage *u, DateADT day)
 {
 	TimestampTz s = (TimestampTz) day * USECS_PER_DAY;
 	TimestampTz e = s + USECS_PER_DAY;
@@ -527,7 +536,8 @@ stored_visit(const StoredRow *row, void *arg)
 		}
 	}
 	slotset_decode_counted(store_row_data(row), agg, customer, external, stored_target,
-						   counts ? count_target : NULL, days ? NULL : remap_to_cell, u, days);
+						   counts ? count_target : NULL, days ? NULL : remap_to_cell, u, days,
+						   u->cxt);
 }
 
 static bool

@@ -48,6 +48,7 @@ struct Usage
 	TimestampTz *we;
 	int			ncells;
 	TimestampTz *cell_start;	/* ncells + 1: the last is end */
+	int			last_cell;		/* cell_of's last answer */
 	int		   *cell_window;
 	int			first_window;	/* 1 when window 0 is the hidden [t0, start) of reset NEVER */
 	/* slots whose stored partial states cannot serve (cut by a cell boundary, or marked
