@@ -108,6 +108,26 @@ BEGIN
 	END LOOP;
 END $$;
 
+-- 'bench_match_idle': the same first 20 meters (mi_001 … mi_020) and 80 more on
+-- llm.tokens whose filters name values the workload never has (mi_021 … mi_100), on the
+-- same keys: each event matches as many meters as in 'bench_match20', so that ingest
+-- compares a catalog five times larger and nothing else.
+CREATE FUNCTION bench.create_idle_meters() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM bench.create_match_meters('bench_match_idle', 20, 'mi_');
+	PERFORM set_config('meter.tenant_id', 'bench_match_idle', true);
+	FOR i IN 21..100 LOOP
+		PERFORM meter.create_meter('llm.tokens', 'idle ' || i,
+			CASE WHEN i % 2 = 0 THEN '{"type":"COUNT"}' ELSE '{"type":"SUM","field":"tokens"}' END::meter.aggregation,
+			(CASE i % 3
+				WHEN 0 THEN format('[{"key":"model","values":["model-%s"]}]', i)
+				WHEN 1 THEN format('[{"key":"model","values":["gpt-4o"]},{"key":"region","values":["region-%s"]}]', i)
+				ELSE format('[{"key":"user_id","values":["user_%s","user_%s"]}]', 100000 + i, 200000 + i)
+			END)::meter.filters,
+			id => 'mi_' || lpad(i::text, 3, '0'));
+	END LOOP;
+END $$;
+
 -- One SUM meter on llm.tokens in each of two tenants: a value computed by an expression of
 -- three properties (bench_expr, bx_expr) vs one field (bench_field, bx_field).
 CREATE FUNCTION bench.create_expression_meters() RETURNS void LANGUAGE plpgsql AS $$

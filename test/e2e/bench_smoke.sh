@@ -10,7 +10,7 @@ out=$(BENCH_EXISTING=1 BENCH_N=2000 BENCH_REPS=1 BENCH_MEMORY_N=2000 BENCH_SCALI
 	echo "$out"; echo "bench.sh failed"; exit 1; }
 echo "$out"
 status=0
-for f in ingest_100_vs_20_meters ingest_expression_vs_field \
+for f in ingest_100_vs_20_meters ingest_100_vs_20_meters_same_matches ingest_expression_vs_field \
 	ingest_batch_vs_plain ingest_copy_vs_plain ingest_batch_vs_plpgsql ingest_copy_vs_plpgsql rollup_size \
 	match_filter_vs_sql matching_meters_vs_join \
 	usage_largest_sum usage_largest_count_unique usage_median_sum usage_median_count_unique \
