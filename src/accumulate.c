@@ -242,7 +242,6 @@ row_tags(SlotEntry **entries, int n, int *ntags)
 static bytea *
 encode_totals(MeterAcc *m, SlotEntry **entries, int n)
 {
-	static const char *const all_customers = "";
 	SlotSet    *totals = slotset_create(CurrentMemoryContext);
 	SlotEntry **sorted;
 	int			ntotals;
@@ -252,8 +251,8 @@ encode_totals(MeterAcc *m, SlotEntry **entries, int n)
 		SlotKey		k = entries[i]->key;
 		SlotEntry  *t;
 
-		k.customer = all_customers;
-		k.external_customer = all_customers;
+		k.customer = SLOT_ALL_CUSTOMERS;
+		k.external_customer = SLOT_ALL_CUSTOMERS;
 		t = slotset_entry(totals, &k);
 		t->mark |= entries[i]->mark;
 		partial_combine(&t->partial, &entries[i]->partial, m->agg, 1, NULL, NULL);

@@ -247,7 +247,6 @@ typedef struct Fold
 	int			last_row;
 } Fold;
 
-static const char *const no_customer = "";
 
 static void
 take_visit(const StoredRow *row, void *arg)
@@ -335,8 +334,8 @@ totals_entry(Fold *f, const SlotKey *key)
 {
 	SlotKey		k = *key;
 
-	k.customer = no_customer;
-	k.external_customer = no_customer;
+	k.customer = SLOT_ALL_CUSTOMERS;
+	k.external_customer = SLOT_ALL_CUSTOMERS;
 	return slotset_entry(row_set(f, STORE_ALL_CUSTOMERS, slot_day(key->slot)), &k);
 }
 
@@ -364,8 +363,8 @@ pending_totals_target(const SlotKey *key, bool mark, void *arg, Partial **into)
 	Fold	   *f = arg;
 	SlotKey		k = *key;
 
-	k.customer = no_customer;
-	k.external_customer = no_customer;
+	k.customer = SLOT_ALL_CUSTOMERS;
+	k.external_customer = SLOT_ALL_CUSTOMERS;
 	k.dims = "";
 	if (slotset_count(f->recomputed_totals) > 0 && slotset_find(f->recomputed_totals, &k) != NULL)
 		return;
@@ -400,7 +399,7 @@ fetched_row(const StoredRow *row, void *arg)
 	k->ctid = row->ctid;
 	if (row->shard == STORE_ALL_CUSTOMERS)
 	{
-		/* Its entries' customer is "": point them at our own "" for stored_target. */
+		/* Its entries' customer is "": pointed at SLOT_ALL_CUSTOMERS for stored_target. */
 		SlotSet    *set = row_set(f, row->shard, row->day);
 
 		slotset_decode(row->data, f->meter->agg, NULL, NULL, stored_all_target, NULL, set);
@@ -480,8 +479,8 @@ recompute_event(const EventRow *row, void *arg)
 					 bucket_key_in_slot(row->timestamp, m->agg->bucket_size), &ev);
 	old = MemoryContextSwitchTo(r->customers->cxt);
 	partial_add_event(&slotset_entry(r->customers, &key)->partial, m->agg, 1, &ev);
-	key.customer = no_customer;
-	key.external_customer = no_customer;
+	key.customer = SLOT_ALL_CUSTOMERS;
+	key.external_customer = SLOT_ALL_CUSTOMERS;
 	partial_add_event(&slotset_entry(r->totals, &key)->partial, m->agg, 1, &ev);
 	MemoryContextSwitchTo(old);
 }
@@ -595,8 +594,8 @@ recompute_marked(Fold *f)
 		SlotKey		k = marked[i]->key;
 
 		(void) slotset_entry(f->recomputed, &k);
-		k.customer = no_customer;
-		k.external_customer = no_customer;
+		k.customer = SLOT_ALL_CUSTOMERS;
+		k.external_customer = SLOT_ALL_CUSTOMERS;
 		(void) slotset_entry(f->recomputed_totals, &k);
 	}
 }

@@ -12,6 +12,8 @@
 #include "buckets.h"
 #include "slotset.h"
 
+const char SLOT_ALL_CUSTOMERS[] = "";
+
 /* ── The set in memory ───────────────────────────────────────────────────────────── */
 
 /* An interned string (or customer pair: customer \0 external). */

@@ -24,6 +24,11 @@ typedef struct SlotKey
 	const char *dims;			/* the meter's filter-key values, encoded (dims.h) */
 } SlotKey;
 
+/* The customer (and external customer) of entries summed over all customers: pending
+ * totals and the all-customers rows. A constant, so that keys may point at it whatever
+ * the lifetime of the value they were decoded from. */
+extern const char SLOT_ALL_CUSTOMERS[];
+
 /* Entries are hashed and ordered by interned numbers, not by their strings. */
 typedef struct SlotHashKey
 {

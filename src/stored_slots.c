@@ -31,8 +31,6 @@ typedef struct Collect
 	bool		totals;
 } Collect;
 
-static const char *const all_customers = "";
-
 static void
 collect_target(const SlotKey *key, bool mark, void *arg, Partial **into)
 {
@@ -42,8 +40,8 @@ collect_target(const SlotKey *key, bool mark, void *arg, Partial **into)
 
 	if (c->totals)
 	{
-		k.customer = all_customers;
-		k.external_customer = all_customers;
+		k.customer = SLOT_ALL_CUSTOMERS;
+		k.external_customer = SLOT_ALL_CUSTOMERS;
 	}
 	e = slotset_entry(c->set, &k);
 	if (mark)
