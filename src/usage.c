@@ -188,6 +188,20 @@ remap_to_cell(TimestampTz key, void *arg)
 
 /* ── Groups and their cells ──────────────────────────────────────────────────────── */
 
+/* How many stored entries a cell's state will likely take, to size its distinct-value
+ * set once: a window within a day takes its slots' entries (several of them from
+ * pending rows; 4 at most, the values of a day's slots overlap), a longer one about a
+ * day's worth per day. */
+static int
+cell_entries_hint(const Usage *u, int cell)
+{
+	TimestampTz span = u->cell_start[cell + 1] - u->cell_start[cell];
+
+	if (span >= USECS_PER_DAY)
+		return (int) Min(span / USECS_PER_DAY, 31);
+	return (int) Min(span / SLOT_USECS, 4);
+}
+
 static Partial *
 cell_partial(Usage *u, int g, int cell)
 {
@@ -208,9 +222,7 @@ cell_partial(Usage *u, int g, int cell)
 	{
 		u->cells[g][cell] = MemoryContextAlloc(u->cxt, sizeof(Partial));
 		partial_init(u->cells[g][cell], u->cxt);
-		/* a window takes its slots' entries, several of them from pending rows */
-		u->cells[g][cell]->entries_hint =
-			(int) Min((u->cell_start[cell + 1] - u->cell_start[cell]) / SLOT_USECS, 4);
+		u->cells[g][cell]->entries_hint = cell_entries_hint(u, cell);
 	}
 	return u->cells[g][cell];
 }
