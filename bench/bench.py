@@ -421,13 +421,16 @@ def side_ingest(conn):
     for i in range(1, 21):
         check(u20['m20_%03d' % i] == u100['mm_%03d' % i],
               'meter %d of 20 and of 100: usage %s vs %s' % (i, u20['m20_%03d' % i], u100['mm_%03d' % i]))
+    def side_figure(name, target, runs, a, b, label_a, label_b, rest):
+        r = runs[a].total / runs[b].total
+        figure(name, '%.2fx' % r, '<= %.1fx' % target, r <= target,
+               '%s %s (%s), %s %s (%s); %d llm.tokens events, INSERT batches of 1000, compaction included%s'
+               % (label_a, fmt_ms(runs[a].total), runs[a].parts(), label_b, fmt_ms(runs[b].total),
+                  runs[b].parts(), SIDE_N, rest))
+
     m20, m100 = per_event('bench_match20'), per_event('bench_match')
-    r = runs['bench_match'].total / runs['bench_match20'].total
-    figure('ingest_100_vs_20_meters', '%.2fx' % r, '<= 1.3x', r <= 1.3,
-           '100 meters %s (%s), 20 meters %s (%s); %d llm.tokens events, INSERT batches of 1000, '
-           'compaction included; %.1f vs %.1f matching meters per event'
-           % (fmt_ms(runs['bench_match'].total), runs['bench_match'].parts(),
-              fmt_ms(runs['bench_match20'].total), runs['bench_match20'].parts(), SIDE_N, m100, m20))
+    side_figure('ingest_100_vs_20_meters', 1.3, runs, 'bench_match', 'bench_match20', '100 meters', '20 meters',
+                '; %.1f vs %.1f matching meters per event' % (m100, m20))
 
     # The same 20 matching meters beside 80 that match nothing: the catalog's size alone.
     runs = measure('bench_match20', 'bench_match_idle')
@@ -437,12 +440,9 @@ def side_ingest(conn):
         check(ui['mi_%03d' % i] == want, 'meter %d of 100 (80 idle): usage %s, want %s' % (i, ui['mi_%03d' % i], want))
     mi = per_event('bench_match_idle')
     check(mi == m20, 'matching meters per event: %s with 80 idle meters, %s without' % (mi, m20))
-    r = runs['bench_match_idle'].total / runs['bench_match20'].total
-    figure('ingest_100_vs_20_meters_same_matches', '%.2fx' % r, '<= 1.3x', r <= 1.3,
-           '100 meters of which 80 match no event %s (%s), the 20 others alone %s (%s); %d llm.tokens '
-           'events, INSERT batches of 1000, compaction included; %.1f matching meters per event in both'
-           % (fmt_ms(runs['bench_match_idle'].total), runs['bench_match_idle'].parts(),
-              fmt_ms(runs['bench_match20'].total), runs['bench_match20'].parts(), SIDE_N, mi))
+    side_figure('ingest_100_vs_20_meters_same_matches', 1.3, runs, 'bench_match_idle', 'bench_match20',
+                '100 meters of which 80 match no event', 'the 20 others alone',
+                '; %.1f matching meters per event in both' % mi)
 
     runs = measure('bench_field', 'bench_expr')
     scope(conn, 'bench_expr')
@@ -455,12 +455,8 @@ def side_ingest(conn):
         FROM meter.events WHERE tenant_id IN ('bench_expr', 'bench_field')""")[0]
     check(got_e == want_e, 'expression meter: usage %s, SQL says %s' % (got_e, want_e))
     check(got_f == want_f, 'field meter: usage %s, SQL says %s' % (got_f, want_f))
-    r = runs['bench_expr'].total / runs['bench_field'].total
-    figure('ingest_expression_vs_field', '%.2fx' % r, '<= 1.2x', r <= 1.2,
-           'SUM of "tokens + duration_ms * 2 + gb" %s (%s), SUM of field tokens %s (%s); one meter, '
-           '%d llm.tokens events, INSERT batches of 1000, compaction included'
-           % (fmt_ms(runs['bench_expr'].total), runs['bench_expr'].parts(),
-              fmt_ms(runs['bench_field'].total), runs['bench_field'].parts(), SIDE_N))
+    side_figure('ingest_expression_vs_field', 1.2, runs, 'bench_expr', 'bench_field',
+                'SUM of "tokens + duration_ms * 2 + gb"', 'SUM of field tokens', '; one meter')
 
 
 def rollup_size(conn):

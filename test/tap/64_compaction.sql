@@ -7,7 +7,7 @@
 -- agrees with the engine at the ends of the timestamp range.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(52);
+SELECT plan(59);
 SET LOCAL timezone = 'UTC';
 
 CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
@@ -257,6 +257,49 @@ INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties) 
 SELECT set_eq($$SELECT * FROM meter.usage('k5_users', '2024-07-01', '2024-07-02', window_size => 'HOUR')$$,
 	$$SELECT * FROM meter.usage_from_events('k5_users', '2024-07-01', '2024-07-02', window_size => 'HOUR')$$,
 	'hours with pending entries take the values: usage = usage_from_events');
+RESET meter.compaction_threshold;
+
+-- ── COUNT_UNIQUE windows built from stored and pending values ───────────────────────
+-- A read hands the windows' sets the distinct values of each stored and pending row
+-- without copying each one (the row's dictionary is copied once): values added by one
+-- row and removed by another (refs down to zero, then up again) must count exactly.
+SET LOCAL meter.tenant_id = 'k7';
+INSERT INTO meter.meters (id, event_name, name, aggregation) VALUES
+	('k7_u', 'e', 'users', '{"type":"COUNT_UNIQUE","field":"u"}');
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+SELECT 'k7_a' || g, 'e', 'c' || (g % 3), '2024-09-01'::timestamptz + g * interval '11 minutes',
+	jsonb_build_object('u', 'v' || (g % 17)) FROM generate_series(1, 300) g;
+SELECT meter.compact();
+SET LOCAL meter.compaction_threshold = 2147483647;
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+SELECT 'k7_b' || g, 'e', 'c' || (g % 4), '2024-09-01'::timestamptz + g * interval '13 minutes',
+	jsonb_build_object('u', CASE WHEN g % 5 = 0 THEN to_jsonb(g % 2) ELSE to_jsonb('v' || (g % 23)) END) FROM generate_series(1, 200) g;
+DELETE FROM meter.events WHERE tenant_id = 'k7' AND (id LIKE 'k7_a%' AND substr(id, 5)::int % 4 = 0
+	OR id LIKE 'k7_b%' AND substr(id, 5)::int % 6 = 0);
+UPDATE meter.events SET properties = jsonb_build_object('u', 'w' || substr(id, 5)::int % 3)
+	WHERE tenant_id = 'k7' AND id LIKE 'k7_b%' AND substr(id, 5)::int % 7 = 0;
+INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
+SELECT 'k7_c' || g, 'e', 'c' || (g % 3), '2024-09-01'::timestamptz + g * interval '44 minutes',
+	jsonb_build_object('u', 'v' || (g % 17)) FROM generate_series(1, 60) g;
+SELECT ok((SELECT count(*) FROM meter.pending WHERE tenant_id = 'k7') >= 4, 'k7: several pending rows over a compacted day');
+SELECT set_eq($$SELECT * FROM meter.usage('k7_u', '2024-09-01', '2024-09-04', window_size => 'HOUR')$$,
+	$$SELECT * FROM meter.usage_from_events('k7_u', '2024-09-01', '2024-09-04', window_size => 'HOUR')$$,
+	'COUNT_UNIQUE, all customers, HOUR windows over stored and pending values: usage = usage_from_events');
+SELECT set_eq($$SELECT * FROM meter.usage('k7_u', '2024-09-01', '2024-09-04', window_size => 'DAY')$$,
+	$$SELECT * FROM meter.usage_from_events('k7_u', '2024-09-01', '2024-09-04', window_size => 'DAY')$$,
+	'the same, DAY windows');
+SELECT set_eq($$SELECT * FROM meter.usage('k7_u', '2024-09-01', '2024-10-01', window_size => 'MONTH')$$,
+	$$SELECT * FROM meter.usage_from_events('k7_u', '2024-09-01', '2024-10-01', window_size => 'MONTH')$$,
+	'the same, one MONTH window');
+SELECT set_eq($$SELECT * FROM meter.usage('k7_u', '2024-09-01 00:05', '2024-09-03 07:00', customer_id => 'c1', window_size => 'HOUR')$$,
+	$$SELECT * FROM meter.usage_from_events('k7_u', '2024-09-01 00:05', '2024-09-03 07:00', customer_id => 'c1', window_size => 'HOUR')$$,
+	'one customer, HOUR windows, range off the slot grid: usage = usage_from_events');
+SELECT results_eq($$SELECT * FROM meter.usage_by_customer('k7_u', '2024-09-01', '2024-10-01', window_size => 'MONTH')$$,
+	$$SELECT * FROM meter.usage_by_customer_from_events('k7_u', '2024-09-01', '2024-10-01', window_size => 'MONTH')$$,
+	'usage_by_customer, one MONTH window: equal to its twin');
+SELECT results_eq($$SELECT * FROM meter.usage_by_customer('k7_u', '2024-09-01', '2024-09-04', window_size => 'DAY')$$,
+	$$SELECT * FROM meter.usage_by_customer_from_events('k7_u', '2024-09-01', '2024-09-04', window_size => 'DAY')$$,
+	'usage_by_customer, DAY windows: equal to its twin');
 RESET meter.compaction_threshold;
 
 -- ── verify() at the ends of the timestamp range ─────────────────────────────────────
