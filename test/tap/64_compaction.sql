@@ -8,6 +8,17 @@
 BEGIN;
 SET client_min_messages = warning;
 SELECT plan(59);
+
+-- fn(args) against its _from_events twin (the oracle): as sets for meter.usage, in order
+-- for the functions over many customers (ordered by customer, then window).
+CREATE FUNCTION pg_temp.same_as_events(fn text, args text, description text) RETURNS text
+LANGUAGE sql AS $f$
+	SELECT CASE WHEN fn = 'usage'
+		THEN set_eq(format('SELECT * FROM meter.%s(%s)', fn, args), format('SELECT * FROM meter.%s_from_events(%s)', fn, args), description)
+		ELSE results_eq(format('SELECT * FROM meter.%s(%s)', fn, args), format('SELECT * FROM meter.%s_from_events(%s)', fn, args), description)
+	END
+$f$;
+
 SET LOCAL timezone = 'UTC';
 
 CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
@@ -241,21 +252,17 @@ SELECT cmp_ok((SELECT pg_stat_get_xact_blocks_fetched(t) FROM k5_toast) - (SELEC
 SELECT set_eq('SELECT * FROM k5_usage',
 	$$SELECT * FROM meter.usage_from_events('k5_users', '2024-07-01', '2024-07-02', window_size => 'HOUR')$$,
 	'and equal usage_from_events');
-SELECT set_eq($$SELECT * FROM meter.usage('k5_users', '2024-07-01', '2024-07-02', customer_id => 'c1', window_size => 'HOUR')$$,
-	$$SELECT * FROM meter.usage_from_events('k5_users', '2024-07-01', '2024-07-02', customer_id => 'c1', window_size => 'HOUR')$$,
+SELECT pg_temp.same_as_events('usage', $$'k5_users', '2024-07-01', '2024-07-02', customer_id => 'c1', window_size => 'HOUR'$$,
 	'one customer, HOUR windows: usage = usage_from_events');
-SELECT set_eq($$SELECT * FROM meter.usage('k5_users', '2024-07-01 00:07', '2024-07-02', window_size => 'HOUR')$$,
-	$$SELECT * FROM meter.usage_from_events('k5_users', '2024-07-01 00:07', '2024-07-02', window_size => 'HOUR')$$,
+SELECT pg_temp.same_as_events('usage', $$'k5_users', '2024-07-01 00:07', '2024-07-02', window_size => 'HOUR'$$,
 	'a start off the slot grid (the first hour needs the values): usage = usage_from_events');
-SELECT set_eq($$SELECT * FROM meter.usage('k5_users', '2024-07-01', '2024-07-02', window_size => '15MIN')$$,
-	$$SELECT * FROM meter.usage_from_events('k5_users', '2024-07-01', '2024-07-02', window_size => '15MIN')$$,
+SELECT pg_temp.same_as_events('usage', $$'k5_users', '2024-07-01', '2024-07-02', window_size => '15MIN'$$,
 	'15-minute windows (no counts): usage = usage_from_events');
 SET LOCAL meter.compaction_threshold = 2147483647;
 INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties) VALUES
 	('k5_new', 'e', 'c1', '2024-07-01 05:10', '{"user": "someone-new"}'),
 	('k5_old', 'e', 'c2', '2024-07-01 06:10', '{"user": "user-1"}');
-SELECT set_eq($$SELECT * FROM meter.usage('k5_users', '2024-07-01', '2024-07-02', window_size => 'HOUR')$$,
-	$$SELECT * FROM meter.usage_from_events('k5_users', '2024-07-01', '2024-07-02', window_size => 'HOUR')$$,
+SELECT pg_temp.same_as_events('usage', $$'k5_users', '2024-07-01', '2024-07-02', window_size => 'HOUR'$$,
 	'hours with pending entries take the values: usage = usage_from_events');
 RESET meter.compaction_threshold;
 
@@ -282,23 +289,17 @@ INSERT INTO meter.events (id, event_name, customer_id, "timestamp", properties)
 SELECT 'k7_c' || g, 'e', 'c' || (g % 3), '2024-09-01'::timestamptz + g * interval '44 minutes',
 	jsonb_build_object('u', 'v' || (g % 17)) FROM generate_series(1, 60) g;
 SELECT ok((SELECT count(*) FROM meter.pending WHERE tenant_id = 'k7') >= 4, 'k7: several pending rows over a compacted day');
-SELECT set_eq($$SELECT * FROM meter.usage('k7_u', '2024-09-01', '2024-09-04', window_size => 'HOUR')$$,
-	$$SELECT * FROM meter.usage_from_events('k7_u', '2024-09-01', '2024-09-04', window_size => 'HOUR')$$,
+SELECT pg_temp.same_as_events('usage', $$'k7_u', '2024-09-01', '2024-09-04', window_size => 'HOUR'$$,
 	'COUNT_UNIQUE, all customers, HOUR windows over stored and pending values: usage = usage_from_events');
-SELECT set_eq($$SELECT * FROM meter.usage('k7_u', '2024-09-01', '2024-09-04', window_size => 'DAY')$$,
-	$$SELECT * FROM meter.usage_from_events('k7_u', '2024-09-01', '2024-09-04', window_size => 'DAY')$$,
+SELECT pg_temp.same_as_events('usage', $$'k7_u', '2024-09-01', '2024-09-04', window_size => 'DAY'$$,
 	'the same, DAY windows');
-SELECT set_eq($$SELECT * FROM meter.usage('k7_u', '2024-09-01', '2024-10-01', window_size => 'MONTH')$$,
-	$$SELECT * FROM meter.usage_from_events('k7_u', '2024-09-01', '2024-10-01', window_size => 'MONTH')$$,
+SELECT pg_temp.same_as_events('usage', $$'k7_u', '2024-09-01', '2024-10-01', window_size => 'MONTH'$$,
 	'the same, one MONTH window');
-SELECT set_eq($$SELECT * FROM meter.usage('k7_u', '2024-09-01 00:05', '2024-09-03 07:00', customer_id => 'c1', window_size => 'HOUR')$$,
-	$$SELECT * FROM meter.usage_from_events('k7_u', '2024-09-01 00:05', '2024-09-03 07:00', customer_id => 'c1', window_size => 'HOUR')$$,
+SELECT pg_temp.same_as_events('usage', $$'k7_u', '2024-09-01 00:05', '2024-09-03 07:00', customer_id => 'c1', window_size => 'HOUR'$$,
 	'one customer, HOUR windows, range off the slot grid: usage = usage_from_events');
-SELECT results_eq($$SELECT * FROM meter.usage_by_customer('k7_u', '2024-09-01', '2024-10-01', window_size => 'MONTH')$$,
-	$$SELECT * FROM meter.usage_by_customer_from_events('k7_u', '2024-09-01', '2024-10-01', window_size => 'MONTH')$$,
+SELECT pg_temp.same_as_events('usage_by_customer', $$'k7_u', '2024-09-01', '2024-10-01', window_size => 'MONTH'$$,
 	'usage_by_customer, one MONTH window: equal to its twin');
-SELECT results_eq($$SELECT * FROM meter.usage_by_customer('k7_u', '2024-09-01', '2024-09-04', window_size => 'DAY')$$,
-	$$SELECT * FROM meter.usage_by_customer_from_events('k7_u', '2024-09-01', '2024-09-04', window_size => 'DAY')$$,
+SELECT pg_temp.same_as_events('usage_by_customer', $$'k7_u', '2024-09-01', '2024-09-04', window_size => 'DAY'$$,
 	'usage_by_customer, DAY windows: equal to its twin');
 RESET meter.compaction_threshold;
 
